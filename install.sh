@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Install kiosk.
+#
+#   ./install.sh --dev   laptop, CI, any Debian/Ubuntu with Python >= 3.11:
+#                        system packages (as root or via sudo), .venv, package + test extras.
+#   ./install.sh --pi    Raspberry Pi OS Bookworm device install (structure; finished by the
+#                        provisioning issue): apt packages incl. python3-picamera2, a venv with
+#                        system site packages in /opt/kiosk, /etc/kiosk, the systemd unit.
+#
+# Idempotent: re-running does only what is missing, so the README's commands can
+# start with it every time.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python="${PYTHON:-python3}"
+
+log() { printf 'install.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else return 1
+    fi
+}
+
+# Install the Debian packages that are not there yet; apt-get update only when needed.
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "not a Debian system: install these yourself: ${missing[*]}"
+        return 0
+    fi
+    log "installing system packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        || die "apt-get update failed (need root or sudo): ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" || die "apt-get install failed: ${missing[*]}"
+}
+
+check_python() {
+    "$python" - <<'PY' || die "Python >= 3.11 is required (set PYTHON=/path/to/python3.11)"
+import sys
+raise SystemExit(0 if sys.version_info >= (3, 11) else 1)
+PY
+}
+
+# pip work is skipped when the venv already holds this exact pyproject.toml.
+install_venv() {
+    local venv="$1" extras="$2" system_site="$3"
+    local stamp="$venv/.kiosk-installed"
+    local want
+    want="$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1) $extras $system_site"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/kiosk" ]; then
+        log "$venv is up to date"
+        return 0
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        local flags=()
+        [ "$system_site" = "yes" ] && flags+=(--system-site-packages)
+        "$python" -m venv "${flags[@]}" "$venv" || die "cannot create $venv (install python3-venv)"
+    fi
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -e "$here$extras"
+    echo "$want" >"$stamp"
+    log "installed kiosk into $venv"
+}
+
+dev() {
+    # libzbar0: pyzbar's decoder; mosquitto: the tests' brokers; python3-venv: ensurepip
+    # on Debian's python3. pygame and zxing-cpp wheels carry their own SDL and zxing.
+    local pkgs=(libzbar0 mosquitto mosquitto-clients)
+    "$python" -c "import ensurepip" 2>/dev/null || pkgs+=(python3-venv)
+    apt_install "${pkgs[@]}"
+    check_python
+    install_venv "$here/.venv" "[test]" no
+    log "done. Demo: .venv/bin/kiosk demo    Tests: .venv/bin/pytest"
+}
+
+pi() {
+    [ "$(id -u)" -eq 0 ] || die "--pi must run as root"
+    # picamera2 and libcamera come from Raspberry Pi OS apt, never from PyPI; the venv
+    # sees them through --system-site-packages.
+    apt_install python3 python3-venv python3-picamera2 python3-lgpio libzbar0 mosquitto-clients
+    check_python
+    id kiosk >/dev/null 2>&1 || useradd --system --home /var/lib/kiosk --shell /usr/sbin/nologin \
+        --groups video,gpio kiosk
+    install -d -o kiosk -g kiosk -m 0750 /var/lib/kiosk
+    install -d -m 0755 /etc/kiosk /etc/kiosk/trust
+    [ -f /etc/kiosk/kiosk.toml ] || install -m 0644 "$here/config/kiosk.toml" /etc/kiosk/kiosk.toml
+    install_venv /opt/kiosk/venv "" yes
+    install -m 0644 "$here/systemd/kiosk.service" /etc/systemd/system/kiosk.service
+    systemctl daemon-reload
+    log "installed. Next: put DSC files in /etc/kiosk/trust, edit /etc/kiosk/kiosk.toml,"
+    log "run 'kiosk check-config /etc/kiosk/kiosk.toml', then 'systemctl enable --now kiosk'."
+}
+
+case "${1:-}" in
+    --dev) dev ;;
+    --pi) pi ;;
+    *) echo "usage: $0 --dev | --pi" >&2; exit 2 ;;
+esac

@@ -1,0 +1,123 @@
+"""The ``kiosk`` command line: run, demo, check-config, conformance."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from kiosk import __version__
+from kiosk.config import load_config
+from kiosk.errors import ConfigError, KioskError
+
+DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
+log = logging.getLogger("kiosk")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kiosk`` console script. Returns the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        status: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except KioskError as exc:
+        log.error("%s", exc)
+        return 1
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the gate (the device service)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser(
+        "demo", help="the gate in simulation: sample certificates through the real pipeline"
+    )
+    demo.add_argument("--once", action="store_true", help="play the samples once and exit")
+    demo.add_argument(
+        "--workdir", type=Path, default=Path(".kiosk-demo"), help="demo keys, QR images, counts"
+    )
+    demo.add_argument(
+        "--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
+        help="broker to publish to when it answers (default 127.0.0.1:1883)",
+    )
+    demo.add_argument("--no-mqtt", action="store_true", help="do not publish to a broker")
+    demo.add_argument("--headless", action="store_true", help="no window, terminal output only")
+    demo.add_argument("--fast", action="store_true", help="do not pace frames at the camera rate")
+    demo.set_defaults(handler=_demo)
+
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(handler=_check_config)
+
+    conformance = commands.add_parser(
+        "conformance", help="run EU DCC test-case JSON files through the verifier"
+    )
+    conformance.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    conformance.set_defaults(handler=_conformance)
+    return parser
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: ok (site {config.device.site}, gate {config.device.gate})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kiosk.app import build_app
+
+    config = load_config(args.config)
+    logging.getLogger().setLevel(config.logging.level)
+    stop = threading.Event()
+    # systemd stops the service with SIGTERM: end the loop so the relay goes safe.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with build_app(config) as app:
+        try:
+            app.loop.run(stop)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kiosk.demo import run_demo
+
+    host, _, port = args.mqtt.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--mqtt {args.mqtt!r}: expected HOST:PORT")
+    return run_demo(
+        args.workdir,
+        once=args.once,
+        broker=None if args.no_mqtt else (host, int(port)),
+        headless=args.headless,
+        fast=args.fast,
+    )
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from kiosk.conformance import run
+
+    return run(args.dirs)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

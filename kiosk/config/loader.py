@@ -1,0 +1,196 @@
+"""Load a TOML file into the typed, frozen :class:`KioskConfig` and validate it.
+
+Validation is driven by the field declarations in :mod:`kiosk.config.schema`:
+unknown tables and keys, wrong types, out-of-range values and bad choices all
+raise :class:`~kiosk.errors.ConfigError` naming the file, the line, the dotted
+key and the reason. Relative paths are resolved against the config file's folder
+so a config works wherever the process is started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kiosk.config.schema import KioskConfig
+from kiosk.errors import ConfigError
+
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+
+def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> KioskConfig:
+    """Read, validate and return the configuration.
+
+    Args:
+        path: the TOML file; None means all defaults (still validated).
+        overrides: dotted keys (``"gate.relay_pulse_ms"``) applied on top of the file.
+
+    Raises:
+        ConfigError: the file is unreadable, not TOML, or any value is invalid.
+    """
+    raw: dict[str, Any] = {}
+    text = ""
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path is not None:
+        source = str(path)
+        base_dir = path.resolve().parent
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    locator = _Locator(source, text)
+    for dotted, value in (overrides or {}).items():
+        _apply_override(raw, dotted, value, source)
+    config = _build(KioskConfig, raw, "", locator, base_dir)
+    _check_cross_fields(config, locator)
+    return config
+
+
+def _apply_override(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"{source}: override {dotted!r}: expected 'table.key'")
+    table = raw.setdefault(parts[0], {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: override {dotted!r}: {parts[0]} is not a table")
+    table[parts[1]] = value
+
+
+class _Locator:
+    """Finds the line of a dotted key in the TOML text, for error messages."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self.source = source
+        self._lines: dict[str, int] = {}
+        table = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            if header := _HEADER.match(line):
+                table = header.group(1)
+                self._lines.setdefault(table, number)
+            elif key := _KEY.match(line):
+                dotted = f"{table}.{key.group(1)}" if table else key.group(1)
+                self._lines.setdefault(dotted, number)
+
+    def error(self, key: str, reason: str, near: str | None = None) -> ConfigError:
+        """A ConfigError naming file, line and key.
+
+        The line is the key's own, else that of ``near`` (the key that made this
+        one required), else that of the key's table; omitted when none is in the file.
+        """
+        table = key.rpartition(".")[0]
+        line = self._lines.get(key) or self._lines.get(near or "") or self._lines.get(table)
+        where = f"{self.source}:{line}" if line else self.source
+        return ConfigError(f"{where}: {key}: {reason}")
+
+
+def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise locator.error(prefix, f"expected a table, got {_type_name(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            dotted = f"{prefix}.{key}" if prefix else key
+            known = ", ".join(sorted(fields))
+            raise locator.error(dotted, f"unknown key (known keys: {known})")
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        if name not in raw:
+            continue
+        dotted = f"{prefix}.{name}" if prefix else name
+        hint = hints[name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], dotted, locator, base_dir)
+        else:
+            values[name] = _coerce(raw[name], hint, spec.metadata, dotted, locator, base_dir)
+    return cls(**values)
+
+
+def _coerce(
+    value: Any, hint: Any, meta: Mapping[str, Any], key: str, locator: _Locator, base_dir: Path
+) -> Any:
+    optional = False
+    if isinstance(hint, types.UnionType):
+        members = [m for m in typing.get_args(hint) if m is not type(None)]
+        optional = len(members) < len(typing.get_args(hint))
+        hint = members[0]
+    if optional and value == "":
+        return None  # TOML has no null: an empty string means "not set"
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise locator.error(key, f"expected true or false, got {_type_name(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise locator.error(key, f"expected an integer, got {_type_name(value)}")
+        _check_range(value, meta, key, locator)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise locator.error(key, f"expected a number, got {_type_name(value)}")
+        _check_range(value, meta, key, locator)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise locator.error(key, f"expected a string, got {_type_name(value)}")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise locator.error(key, f"{value!r} is not one of: {', '.join(choices)}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise locator.error(key, f"expected a path string, got {_type_name(value)}")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base_dir / path
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a schema bug, not user error
+
+
+def _check_range(value: float, meta: Mapping[str, Any], key: str, locator: _Locator) -> None:
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and value < low:
+        raise locator.error(key, f"{value} is below the minimum {low}")
+    if high is not None and value > high:
+        raise locator.error(key, f"{value} is above the maximum {high}")
+
+
+def _check_cross_fields(config: KioskConfig, locator: _Locator) -> None:
+    if config.camera.source in ("files", "video") and config.camera.path is None:
+        raise locator.error(
+            "camera.path",
+            f"required when camera.source = {config.camera.source!r}",
+            near="camera.source",
+        )
+    pins = {
+        "gate.relay_pin": config.gate.relay_pin,
+        "gate.green_led_pin": config.gate.green_led_pin,
+        "gate.red_led_pin": config.gate.red_led_pin,
+    }
+    seen: dict[int, str] = {}
+    for key, pin in pins.items():
+        if pin in seen:
+            raise locator.error(key, f"pin {pin} is already used by {seen[pin]}")
+        seen[pin] = key
+    for name in ("site", "gate"):
+        value = getattr(config.device, name)
+        if not value or any(c in value for c in "/#+ \t\n"):
+            raise locator.error(
+                f"device.{name}", f"{value!r} must be non-empty without '/', '#', '+' or spaces"
+            )
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )

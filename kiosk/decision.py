@@ -1,0 +1,102 @@
+"""What the gate decided, and why: the contract between verifier, gate, screen and counts.
+
+Reason codes are stable strings: they are counter names in SQLite, keys in MQTT
+payloads and lookup keys for the bilingual screen texts, so never rename one.
+A :class:`Decision` carries no personal data in clear: the holder's name is
+already masked (``"B**** S*****"``) and the certificate is identified only by a
+keyed hash.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Reason(enum.StrEnum):
+    """Why a decision came out as it did. ``OK`` is the only allowing reason."""
+
+    OK = "ok"
+    # Input that is not a health certificate at all.
+    NOT_HC1 = "not_hc1"  # missing/unknown prefix, or not a text QR
+    BASE45_INVALID = "base45_invalid"
+    ZLIB_INVALID = "zlib_invalid"
+    PAYLOAD_TOO_LARGE = "payload_too_large"  # zlib output or CBOR beyond hard caps
+    COSE_INVALID = "cose_invalid"  # not a COSE_Sign1 structure
+    CBOR_INVALID = "cbor_invalid"  # payload/claims are not valid CBOR/CWT
+    # Signature and signer.
+    KID_MISSING = "kid_missing"
+    UNKNOWN_SIGNER = "unknown_signer"  # kid not in the trust store
+    ALG_UNSUPPORTED = "alg_unsupported"
+    SIGNATURE_INVALID = "signature_invalid"
+    SIGNER_NOT_VALID = "signer_not_valid"  # DSC validity period does not cover iat/exp
+    WRONG_CERT_TYPE = "wrong_cert_type"  # DSC Extended Key Usage forbids this type
+    # Content and time.
+    SCHEMA_INVALID = "schema_invalid"
+    NOT_YET_VALID = "not_yet_valid"  # iat in the future
+    EXPIRED = "expired"  # exp in the past
+    # Policy (completed by the verification issue).
+    REVOKED = "revoked"
+    TEST_POSITIVE = "test_positive"
+    POLICY_NOT_MET = "policy_not_met"
+    TRUST_EXPIRED = "trust_expired"
+    ALREADY_ADMITTED = "already_admitted"  # anti-passback
+    # KTP / NIK input.
+    NIK_INVALID = "nik_invalid"
+    NIK_NOT_LISTED = "nik_not_listed"
+    NIK_DISABLED = "nik_disabled"
+    # Anything else the verifier could not classify; still a deny, never a crash.
+    INTERNAL_ERROR = "internal_error"
+
+
+class InputKind(enum.StrEnum):
+    """Where the credential came from."""
+
+    QR = "qr"
+    NIK = "nik"
+
+
+class CertType(enum.StrEnum):
+    """EU DCC certificate types (exactly one of v/t/r per certificate)."""
+
+    VACCINATION = "v"
+    TEST = "t"
+    RECOVERY = "r"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one scan.
+
+    Attributes:
+        allowed: True only when ``reason`` is :attr:`Reason.OK`.
+        reason: the specific reason code.
+        input: which input produced it.
+        cert_type: the certificate type, when it could be read.
+        holder_masked: the holder's name already masked for display, or None.
+        detail: a short technical explanation for logs; never contains personal data.
+    """
+
+    allowed: bool
+    reason: Reason
+    input: InputKind = InputKind.QR
+    cert_type: CertType | None = None
+    holder_masked: str | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.allowed != (self.reason is Reason.OK):
+            raise ValueError(f"allowed={self.allowed} contradicts reason={self.reason}")
+
+    @classmethod
+    def deny(cls, reason: Reason, detail: str = "", input: InputKind = InputKind.QR) -> Decision:
+        """A deny decision with ``reason`` (which must not be OK)."""
+        return cls(allowed=False, reason=reason, input=input, detail=detail)
+
+
+def mask_name(name: str) -> str:
+    """Mask a personal name for display: keep each word's first letter.
+
+    ``"Budi Santoso"`` becomes ``"B*** S******"``. Empty or blank input gives ``""``.
+    """
+    return " ".join(word[0] + "*" * (len(word) - 1) for word in name.split())
