@@ -171,6 +171,7 @@ class GateApp:
     config: KioskConfig
     loop: ScanLoop
     outputs: GateOutputs
+    screen: Screen | NullScreen
     store: CountStore
     publisher: MqttPublisher | None
     decoder_name: str
@@ -203,7 +204,7 @@ def build_app(
             trusted = len(trust)
         else:
             trusted = -1
-        store = stack.enter_context(CountStore(config.counts_db_path))
+        store = stack.enter_context(CountStore(config.counts_db_path, config.device.device_id))
         publisher = None
         if config.mqtt.enabled:
             publisher = MqttPublisher(
@@ -215,8 +216,11 @@ def build_app(
             source = open_frame_source(config.camera)
         stack.enter_context(source)
         decoder = create_decoder(config.decoder.backend)
-        screen = stack.enter_context(open_screen(config.display))
-        factory = pin_factory if pin_factory is not None else make_pin_factory(config.gate.pin_factory)
+        screen = open_screen(config.display)
+        stack.callback(screen.close)
+        factory = (
+            pin_factory if pin_factory is not None else make_pin_factory(config.gate.pin_factory)
+        )
         # Entered last so it closes first: the relay is safe before anything else winds down.
         outputs = stack.enter_context(GateOutputs(config.gate, factory))
         loop = ScanLoop(
@@ -233,7 +237,7 @@ def build_app(
             on_decision=on_decision,
         )
         log.info("decoder: %s", decoder.name)
-        yield GateApp(config, loop, outputs, store, publisher, decoder.name, trusted)
+        yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
 
 
 def _stop_publisher(publisher: MqttPublisher, drain_timeout_s: float) -> None:

@@ -22,8 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kiosk`` console script. Returns the process exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # The demo prints its own one-line-per-decision story; library logs only with -v.
+    quiet = logging.WARNING if args.handler is _demo else logging.INFO
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        level=logging.DEBUG if args.verbose else quiet,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
@@ -56,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         "--workdir", type=Path, default=Path(".kiosk-demo"), help="demo keys, QR images, counts"
     )
     demo.add_argument(
-        "--mqtt", default="127.0.0.1:1883", metavar="HOST:PORT",
+        "--mqtt",
+        default="127.0.0.1:1883",
+        metavar="HOST:PORT",
         help="broker to publish to when it answers (default 127.0.0.1:1883)",
     )
     demo.add_argument("--no-mqtt", action="store_true", help="do not publish to a broker")
@@ -88,13 +92,12 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logging.getLogger().setLevel(config.logging.level)
     stop = threading.Event()
-    # systemd stops the service with SIGTERM: end the loop so the relay goes safe.
+    # systemd stops the service with SIGTERM and a person with Ctrl-C: both end the
+    # loop, so the relay goes to its safe state and the outbox drains.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     with build_app(config) as app:
-        try:
-            app.loop.run(stop)
-        except KeyboardInterrupt:
-            pass
+        app.loop.run(stop)
     return 0
 
 

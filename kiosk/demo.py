@@ -23,11 +23,12 @@ import numpy as np
 import segno
 from PIL import Image
 
+from kiosk.app import GateApp, build_app
 from kiosk.camera.files import ImageFrameSource
 from kiosk.config import KioskConfig, load_config
 from kiosk.decision import Decision, Reason
 from kiosk.display.messages import message_for
-from kiosk.gate import GateOutputs
+from kiosk.gate import make_pin_factory
 from kiosk.telemetry import broker_reachable
 from kiosk.verify import issuer
 
@@ -77,18 +78,19 @@ def run_demo(
         fast: do not pace frames at the camera rate (for tests).
         out: where terminal lines go.
     """
-    from kiosk.app import build_app
-    from kiosk.gate import make_pin_factory
-
     workdir = workdir.resolve()
     ensure_material(workdir)
     config = demo_config(workdir, broker=broker, headless=headless)
     if config.mqtt.enabled:
-        out(f"publishing counts to mqtt://{config.mqtt.host}:{config.mqtt.port} "
-            f"under {config.mqtt_topic_root}/")
+        out(
+            f"publishing counts to mqtt://{config.mqtt.host}:{config.mqtt.port} "
+            f"under {config.mqtt_topic_root}/"
+        )
     elif broker is not None:
-        out(f"no MQTT broker answers at mqtt://{config.mqtt.host}:{config.mqtt.port}: "
-            "counts stay in the local outbox")
+        out(
+            f"no MQTT broker answers at mqtt://{config.mqtt.host}:{config.mqtt.port}: "
+            "counts stay in the local outbox"
+        )
     repeat = max(1, round(config.camera.fps * config.gate.result_hold_s))
     source = ImageFrameSource(
         workdir / "frames",
@@ -96,29 +98,37 @@ def run_demo(
         loop=not once,
         repeat=repeat,
     )
-    reporter = _Reporter(out)
+    reporter = _Reporter(out, workdir / "screens" if config.display.driver == "dummy" else None)
     with build_app(
         config, source=source, pin_factory=make_pin_factory("mock"), on_decision=reporter
     ) as app:
-        reporter.outputs = app.outputs
-        out(f"decoder: {app.decoder_name}; trusted signers: {app.trusted_signers}; "
-            f"samples in {workdir / 'qr'}")
+        reporter.app = app
+        out(
+            f"decoder: {app.decoder_name}; trusted signers: {app.trusted_signers}; "
+            f"samples in {workdir / 'qr'}"
+        )
         try:
             app.loop.run(threading.Event())
         except KeyboardInterrupt:
             out("stopped")
         totals = app.store.totals()
     seen = reporter.decisions
+    if reporter.screens is not None:
+        out(f"what the screen showed: {reporter.screens}/*.png")
     allowed = sum(d.allowed for d in seen)
     out(f"allowed: {allowed}, denied: {len(seen) - allowed}")
-    out(f"counts since first run (SQLite {config.counts_db_path}): "
-        f"allowed {totals.get('allowed', 0)}, denied {totals.get('denied', 0)}")
+    out(
+        f"counts since first run (SQLite {config.counts_db_path}): "
+        f"allowed {totals.get('allowed', 0)}, denied {totals.get('denied', 0)}"
+    )
     if once:
         expected = [s.expected for s in SAMPLES]
         got = [d.reason for d in seen]
         if got != expected:
-            out(f"unexpected decisions: expected {[str(r) for r in expected]}, "
-                f"got {[str(r) for r in got]}")
+            out(
+                f"unexpected decisions: expected {[str(r) for r in expected]}, "
+                f"got {[str(r) for r in got]}"
+            )
             return 1
     return 0
 
@@ -126,29 +136,34 @@ def run_demo(
 class _Reporter:
     """Prints each decision with the pin states right after the gate acted on it."""
 
-    def __init__(self, out: Callable[[str], None]) -> None:
+    def __init__(self, out: Callable[[str], None], screens: Path | None) -> None:
         self.out = out
-        self.outputs: GateOutputs | None = None
+        self.screens = screens  # where to save what the screen shows, when nobody can see it
+        self.app: GateApp | None = None
         self.decisions: list[Decision] = []
 
     def __call__(self, decision: Decision) -> None:
         self.decisions.append(decision)
         sample = SAMPLES[(len(self.decisions) - 1) % len(SAMPLES)]
-        pins = self.outputs.snapshot() if self.outputs is not None else {}
-        self.out(_line(sample, decision, pins))
+        if self.app is None:
+            return
+        self.out(_line(sample, decision, self.app.outputs.snapshot()))
+        if self.screens is not None and len(self.decisions) <= len(SAMPLES):
+            self.screens.mkdir(exist_ok=True)
+            self.app.screen.save_png(self.screens / f"{sample.name}.png")
 
 
 def _line(sample: Sample, decision: Decision, pins: dict[str, bool]) -> str:
     verdict = "ALLOWED" if decision.allowed else "DENIED "
     message = message_for(decision.reason)
     states = " ".join(f"{name}={'on' if on else 'off'}" for name, on in pins.items())
-    return (f"{sample.name:<24} {verdict} {decision.reason:<17} {states:<28} "
-            f"{message.title_id} / {message.title_en}")
+    return (
+        f"{sample.name:<24} {verdict} {decision.reason:<17} {states:<28} "
+        f"{message.title_id} / {message.title_en}"
+    )
 
 
-def demo_config(
-    workdir: Path, *, broker: tuple[str, int] | None, headless: bool
-) -> KioskConfig:
+def demo_config(workdir: Path, *, broker: tuple[str, int] | None, headless: bool) -> KioskConfig:
     """The demo's configuration: the shipped config file with simulation overrides."""
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     windowed = has_display and not headless
@@ -194,11 +209,11 @@ def ensure_material(workdir: Path, now: datetime | None = None) -> None:
     (workdir / "kiosk.toml").write_text(
         "# Demo gate configuration, written by `kiosk demo`.\n"
         "# Also runs with: kiosk run --config .kiosk-demo/kiosk.toml\n"
-        "[device]\nsite = \"demo-site\"\ngate = \"demo-gate\"\ndata_dir = \"state\"\n"
-        "[camera]\nsource = \"files\"\npath = \"frames\"\n"
-        "[verify]\ntrust_dir = \"trust\"\n"
-        "[gate]\npin_factory = \"mock\"\n"
-        "[display]\ndriver = \"dummy\"\nfullscreen = false\n"
+        '[device]\nsite = "demo-site"\ngate = "demo-gate"\ndata_dir = "state"\n'
+        '[camera]\nsource = "files"\npath = "frames"\n'
+        '[verify]\ntrust_dir = "trust"\n'
+        '[gate]\npin_factory = "mock"\n'
+        '[display]\ndriver = "dummy"\nfullscreen = false\n'
     )
     manifest_path.write_text(
         json.dumps({"version": MATERIAL_VERSION, "generated_at": now.isoformat()}, indent=2)
@@ -207,23 +222,28 @@ def ensure_material(workdir: Path, now: datetime | None = None) -> None:
 
 def sample_payloads(workdir: Path, now: datetime) -> dict[str, str]:
     """Sign the sample certificates with a fresh demo signer; write its certificate as trusted."""
-    key, cert_der = issuer.make_signer("Kiosk Demo DSC", not_before=now - timedelta(days=1),
-                                       not_after=now + timedelta(days=365))
-    rogue_key, rogue_der = issuer.make_signer("Untrusted DSC", not_before=now - timedelta(days=1),
-                                              not_after=now + timedelta(days=365))
+    key, cert_der = issuer.make_signer(
+        "Kiosk Demo DSC", not_before=now - timedelta(days=1), not_after=now + timedelta(days=365)
+    )
+    rogue_key, rogue_der = issuer.make_signer(
+        "Untrusted DSC", not_before=now - timedelta(days=1), not_after=now + timedelta(days=365)
+    )
     (workdir / "trust" / "demo-dsc.der").write_bytes(cert_der)
     # The demo key is written for people who want to sign their own samples; it is
     # trusted only by demo gates, never a real one.
     (workdir / "keys" / "README").write_text("Demo signer; trusted by the demo gate only.\n")
     iat, exp = now - timedelta(hours=1), now + timedelta(days=180)
     valid_v = issuer.issue_hc1(issuer.sample_vaccination(), key, cert_der, iat=iat, exp=exp)
-    tampered = _tamper(valid_v)
+    tampered = issuer.tamper_signature(valid_v)
     return {
         "01-valid-vaccination": valid_v,
         "02-valid-test": issuer.issue_hc1(issuer.sample_test(), key, cert_der, iat=iat, exp=exp),
         "03-expired": issuer.issue_hc1(
-            issuer.sample_vaccination(), key, cert_der,
-            iat=now - timedelta(days=200), exp=now - timedelta(days=1),
+            issuer.sample_vaccination(),
+            key,
+            cert_der,
+            iat=now - timedelta(days=200),
+            exp=now - timedelta(days=1),
         ),
         "04-tampered": tampered,
         "05-unknown-signer": issuer.issue_hc1(
@@ -231,17 +251,6 @@ def sample_payloads(workdir: Path, now: datetime) -> dict[str, str]:
         ),
         "06-not-a-certificate": "https://promo.example/diskon-50-persen",
     }
-
-
-def _tamper(hc1: str) -> str:
-    """Flip one bit of the COSE signature, re-encode: decodes fine, signature fails."""
-    import zlib
-
-    from kiosk.verify.base45 import b45decode, b45encode
-
-    cose = bytearray(zlib.decompress(b45decode(hc1[4:])))
-    cose[-5] ^= 0x01  # inside the 64-byte signature at the end of the structure
-    return "HC1:" + b45encode(zlib.compress(bytes(cose), 9))
 
 
 def camera_frame(qr: segno.QRCode) -> np.ndarray:

@@ -58,9 +58,23 @@ def test_demo_once_plays_every_sample_and_publishes_counts(
     subscriber = _Subscriber(host, port, "kiosk/demo-site/demo-gate/#")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "kiosk", "demo", "--once", "--fast", "--headless",
-             "--workdir", str(tmp_path / "demo"), "--mqtt", f"{host}:{port}"],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+            [
+                sys.executable,
+                "-m",
+                "kiosk",
+                "demo",
+                "--once",
+                "--fast",
+                "--headless",
+                "--workdir",
+                str(tmp_path / "demo"),
+                "--mqtt",
+                f"{host}:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.splitlines()
@@ -92,13 +106,25 @@ def test_demo_without_broker_says_so_and_still_counts(
     from tests.conftest import free_port
 
     port = free_port()
-    status = main(["demo", "--once", "--fast", "--headless", "--workdir", str(tmp_path),
-                   "--mqtt", f"127.0.0.1:{port}"])
+    status = main(
+        [
+            "demo",
+            "--once",
+            "--fast",
+            "--headless",
+            "--workdir",
+            str(tmp_path),
+            "--mqtt",
+            f"127.0.0.1:{port}",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert f"no MQTT broker answers at mqtt://127.0.0.1:{port}" in out
     assert "allowed: 2, denied: 4" in out
     # Second run reuses the material and the counts keep growing across restarts.
-    assert main(["demo", "--once", "--fast", "--headless", "--workdir", str(tmp_path),
-                 "--no-mqtt"]) == 0
+    assert (
+        main(["demo", "--once", "--fast", "--headless", "--workdir", str(tmp_path), "--no-mqtt"])
+        == 0
+    )
     assert "allowed 4, denied 8" in capsys.readouterr().out

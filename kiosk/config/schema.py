@@ -25,9 +25,7 @@ def setting(
     choices: tuple[str, ...] | None = None,
 ) -> Any:
     """Declare a config field with its default, documentation and bounds."""
-    return field(
-        default=default, metadata={"doc": doc, "min": min, "max": max, "choices": choices}
-    )
+    return field(default=default, metadata={"doc": doc, "min": min, "max": max, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -56,9 +54,15 @@ class CameraConfig:
         choices=("picamera2", "files", "video"),
     )
     path: Path | None = setting(None, doc="Image file/folder or video file for files/video.")
-    width: int = setting(640, doc="Width of the low-resolution stream in pixels.", min=160, max=4056)
-    height: int = setting(480, doc="Height of the low-resolution stream in pixels.", min=120, max=3040)
-    fps: float = setting(15.0, doc="Frames per second requested (and paced for files).", min=1, max=120)
+    width: int = setting(
+        640, doc="Width of the low-resolution stream in pixels.", min=160, max=4056
+    )
+    height: int = setting(
+        480, doc="Height of the low-resolution stream in pixels.", min=120, max=3040
+    )
+    fps: float = setting(
+        15.0, doc="Frames per second requested (and paced for files).", min=1, max=120
+    )
     frame_timeout_s: float = setting(
         2.0, doc="A camera that delivers no frame within this time is a fault.", min=0.1, max=60
     )
@@ -76,7 +80,7 @@ class DecoderConfig:
     )
     rearm_s: float = setting(
         2.0,
-        doc="The same code seen again in frames is one scan until it has been out of view this long.",
+        doc="A code held in view is one scan until it has been out of view this long.",
         min=0.0,
         max=60,
     )
@@ -109,7 +113,10 @@ class GateConfig:
     red_led_pin: int = setting(22, doc="BCM pin of the red (denied) LED.", min=2, max=27)
     led_active_high: bool = setting(True, doc="True if the LEDs light on a high pin.")
     result_hold_s: float = setting(
-        3.0, doc="How long the result LED and screen stay before returning to idle.", min=0.5, max=30
+        3.0,
+        doc="How long the result LED and screen stay before returning to idle.",
+        min=0.5,
+        max=30,
     )
 
 
@@ -147,7 +154,10 @@ class MqttConfig:
     )
     keepalive_s: int = setting(30, doc="MQTT keepalive.", min=5, max=3600)
     drain_timeout_s: float = setting(
-        5.0, doc="On exit, wait at most this long for queued counts to reach the broker.", min=0, max=120
+        5.0,
+        doc="On exit, wait at most this long for queued counts to reach the broker.",
+        min=0,
+        max=120,
     )
 
 
@@ -155,9 +165,7 @@ class MqttConfig:
 class LoggingConfig:
     """Logging to stderr (journald on the device)."""
 
-    level: str = setting(
-        "INFO", doc="Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")
-    )
+    level: str = setting("INFO", doc="Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,14 @@ def test_unknown_table_is_rejected(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[gate]\nrelay_pulse_ms = "500"\n', "gate.relay_pulse_ms: expected an integer, got a string"),
+        (
+            '[gate]\nrelay_pulse_ms = "500"\n',
+            "gate.relay_pulse_ms: expected an integer, got a string",
+        ),
         ("[gate]\nrelay_pulse_ms = 1.5\n", "gate.relay_pulse_ms: expected an integer, got float"),
         ("[gate]\nrelay_active_high = 1\n", "gate.relay_active_high: expected true or false"),
         ("[mqtt]\nport = true\n", "mqtt.port: expected an integer, got a boolean"),
-        ("[camera]\nfps = \"fast\"\n", "camera.fps: expected a number, got a string"),
+        ('[camera]\nfps = "fast"\n', "camera.fps: expected a number, got a string"),
         ("[device]\nsite = 7\n", "device.site: expected a string, got int"),
         ("gate = 3\n", "gate: expected a table, got int"),
     ],
@@ -84,22 +87,22 @@ def test_out_of_range_names_key_line_and_bound(tmp_path: Path) -> None:
 
 
 def test_below_minimum(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="camera.fps: 0.5 is below the minimum 1"):
+    with pytest.raises(ConfigError, match=r"camera.fps: 0.5 is below the minimum 1"):
         load_config(write(tmp_path, "[camera]\nfps = 0.5\n"))
 
 
 def test_bad_choice_lists_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="decoder.backend: 'opencv' is not one of: auto, zxing"):
+    with pytest.raises(ConfigError, match=r"decoder.backend: 'opencv' is not one of: auto, zxing"):
         load_config(write(tmp_path, '[decoder]\nbackend = "opencv"\n'))
 
 
 def test_not_toml_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not valid TOML"):
+    with pytest.raises(ConfigError, match=r"not valid TOML"):
         load_config(write(tmp_path, "[gate\nrelay_pin = 17\n"))
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match=r"cannot read"):
         load_config(tmp_path / "absent.toml")
 
 
@@ -109,17 +112,21 @@ def test_files_source_requires_a_path(tmp_path: Path) -> None:
 
 
 def test_duplicate_pins_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="gate.red_led_pin: pin 17 is already used by gate.relay_pin"):
+    with pytest.raises(
+        ConfigError, match=r"gate.red_led_pin: pin 17 is already used by gate.relay_pin"
+    ):
         load_config(write(tmp_path, "[gate]\nred_led_pin = 17\n"))
 
 
 def test_topic_wildcards_in_identity_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="device.gate"):
+    with pytest.raises(ConfigError, match=r"device.gate"):
         load_config(write(tmp_path, '[device]\ngate = "a/#"\n'))
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
-    path = write(tmp_path, '[verify]\ntrust_dir = "trust"\n[camera]\nsource = "files"\npath = "f"\n')
+    path = write(
+        tmp_path, '[verify]\ntrust_dir = "trust"\n[camera]\nsource = "files"\npath = "f"\n'
+    )
     config = load_config(path)
     assert config.verify.trust_dir == tmp_path / "trust"
     assert config.camera.path == tmp_path / "f"
@@ -128,9 +135,9 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
 def test_overrides_apply_and_are_validated(tmp_path: Path) -> None:
     path = write(tmp_path, "[gate]\nrelay_pulse_ms = 500\n")
     assert load_config(path, {"gate.relay_pulse_ms": 400}).gate.relay_pulse_ms == 400
-    with pytest.raises(ConfigError, match="gate.relay_pulse_ms: 6000 is above"):
+    with pytest.raises(ConfigError, match=r"gate.relay_pulse_ms: 6000 is above"):
         load_config(path, {"gate.relay_pulse_ms": 6000})
-    with pytest.raises(ConfigError, match="expected 'table.key'"):
+    with pytest.raises(ConfigError, match=r"expected 'table.key'"):
         load_config(path, {"relay_pulse_ms": 1})
 
 

@@ -24,9 +24,10 @@ from kiosk.decode import available_backends
 from kiosk.demo import camera_frame
 from kiosk.telemetry import CountStore
 from kiosk.verify import issuer
+from tests.gate.pinhistory import active_intervals
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
-PULSE_MS = 300
+PULSE_MS = 150
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,8 @@ def test_real_qr_frames_drive_relay_leds_screen_and_counts(
     (tmp_path / "trust" / "dsc.der").write_bytes(signers["trusted"][1])
     config = _config(tmp_path, backend, mqtt_broker)
     # Each code is held in front of the camera for 5 frames: one decision each, not five.
-    source = ImageFrameSource(_write_frames(tmp_path, payloads), repeat=5)
+    # Paced like a camera (15 fps): the two pulses, 1/3 s apart, do not overlap.
+    source = ImageFrameSource(_write_frames(tmp_path, payloads), repeat=5, fps=15)
     factory = MockFactory()
     decisions: list[Decision] = []
     pins_at_decision: list[dict[str, bool]] = []
@@ -127,31 +129,18 @@ def test_real_qr_frames_drive_relay_leds_screen_and_counts(
         assert pins["green"] is decision.allowed and pins["red"] is not decision.allowed
 
     # Relay: two allows → two pulses of PULSE_MS each, off at start and at the end.
-    relay_history = factory.pin(config.gate.relay_pin).states
-    assert relay_history[0].state is False
-    assert relay_history[-1].state is False
-    pulses = _pulses(relay_history)
+    relay = factory.pin(config.gate.relay_pin)
+    assert relay.states[0].state is False and relay.states[-1].state is False
+    pulses = [duration for _, duration in active_intervals(relay, active_high=True)]
     assert len(pulses) == 2
     for length in pulses:
-        assert PULSE_MS / 1000 - 0.03 <= length <= PULSE_MS / 1000 + 0.15
+        assert length == pytest.approx(PULSE_MS / 1000, abs=0.04)
 
     # Counts: in the store during the run and after reopening the SQLite file.
     assert totals["allowed"] == 2 and totals["denied"] == 3
     assert totals["denied.expired"] == 1 and totals["denied.unknown_signer"] == 1
     with CountStore(config.counts_db_path) as reopened:
         assert reopened.totals() == totals
-
-
-def _pulses(history: list) -> list[float]:  # type: ignore[type-arg]
-    """Durations (s) of the high periods in a MockPin state history."""
-    pulses, started = [], None
-    for change in history:
-        if change.state and started is None:
-            started = change.timestamp
-        elif not change.state and started is not None:
-            pulses.append(change.timestamp - started)
-            started = None
-    return pulses
 
 
 HOSTILE = [
@@ -176,7 +165,9 @@ def test_hostile_input_is_a_deny_with_a_reason_and_the_loop_goes_on(
     (tmp_path / "trust" / "dsc.der").write_bytes(signers["trusted"][1])
     frames = _write_frames(tmp_path, _payloads(signers)[:1])
     with build_app(
-        config, source=ImageFrameSource(frames), pin_factory=MockFactory(),
+        config,
+        source=ImageFrameSource(frames),
+        pin_factory=MockFactory(),
         wall_clock=lambda: NOW,
     ) as app:
         hostile = app.loop.decide(text)
@@ -199,7 +190,9 @@ def test_truncated_certificates_are_denied(
     (tmp_path / "trust" / "dsc.der").write_bytes(der)
     frames = _write_frames(tmp_path, _payloads(signers)[-1:])
     with build_app(
-        config, source=ImageFrameSource(frames), pin_factory=MockFactory(),
+        config,
+        source=ImageFrameSource(frames),
+        pin_factory=MockFactory(),
         wall_clock=lambda: NOW,
     ) as app:
         assert app.loop.decide(text).allowed

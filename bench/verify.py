@@ -1,0 +1,111 @@
+"""Benchmark: full HC1 verifications per second vs raw ECDSA P-256 verifies per second.
+
+Usage: ``python bench/verify.py [--seconds 3] [--profile]``.  Runs on one core
+(pinned when the OS allows) and prints one JSON object::
+
+    {"verify_per_s": ..., "raw_ecdsa_per_s": ..., "ratio": ..., ...}
+
+The raw number verifies the very same signature over the very same
+Sig_structure with the very same public key object, so ``ratio`` is the share
+of the crypto floor that the whole pipeline (Base45, zlib, CBOR, claims,
+content and EKU checks) keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from kiosk.verify import TrustStore, Verifier, base45
+from kiosk.verify.cose import parse_sign1
+from kiosk.verify.issuer import EKU_VACCINATION, issue_hc1, make_signer, sample_vaccination
+from kiosk.verify.steps import inflate
+
+NOW = datetime(2021, 6, 10, 12, 0, tzinfo=UTC)
+
+
+def _rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of ``fn`` over roughly ``seconds`` (after a short warm-up)."""
+    for _ in range(200):
+        fn()
+    calls, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(100):
+            fn()
+        calls += 100
+        now = time.perf_counter()
+        if now >= deadline:
+            return calls / (now - start)
+
+
+def build_certificate() -> tuple[Verifier, str]:
+    """A realistic ES256 vaccination certificate (~585 characters) and its verifier."""
+    key, der = make_signer("DSC bench", "ec", [EKU_VACCINATION])
+    hcert = sample_vaccination(fn="Musterfrau-Gößinger", gn="Erika Dörte", dob="1964-08-12")
+    hcert["v"][0]["is"] = "Bundesministerium fur Gesundheit"
+    qr = issue_hc1(hcert, key, der, NOW - timedelta(days=2), NOW + timedelta(days=365))
+    return Verifier(TrustStore.from_certificates([der]), lambda: NOW), qr
+
+
+def main() -> None:
+    """Run the benchmark and print the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of verify()")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+    verifier, qr = build_certificate()
+    assert verifier.verify(qr).allowed, "benchmark certificate must verify"
+    cose = parse_sign1(inflate(base45.decode(qr[4:])))
+    signer = verifier._trust.lookup(cose.kid or b"")  # the very key object verify() uses
+    assert signer is not None and isinstance(signer.public_key, ec.EllipticCurvePublicKey)
+    public_key = signer.public_key
+    der_sig = encode_dss_signature(int.from_bytes(cose.signature[:32], "big"),
+                                   int.from_bytes(cose.signature[32:], "big"))
+    tbs = cose.to_be_signed()
+    algorithm = ec.ECDSA(hashes.SHA256())
+
+    def raw() -> None:
+        public_key.verify(der_sig, tbs, algorithm)
+
+    def full() -> None:
+        verifier.verify(qr)
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: [verifier.verify(qr) for _ in range(5000)])
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+    # Interleave to spread frequency/noise effects evenly over both numbers.
+    raw_rates, full_rates = [], []
+    for _ in range(3):
+        raw_rates.append(_rate(raw, args.seconds / 3))
+        full_rates.append(_rate(full, args.seconds / 3))
+    raw_per_s, full_per_s = max(raw_rates), max(full_rates)
+    print(json.dumps({
+        "verify_per_s": round(full_per_s, 1),
+        "raw_ecdsa_per_s": round(raw_per_s, 1),
+        "ratio": round(full_per_s / raw_per_s, 3),
+        "qr_chars": len(qr),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.platform(),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The paho-mqtt edge: one connection to the broker, its will and its callbacks.
+
+:class:`MqttLink` turns paho's callbacks (which run on paho's network thread) into
+state the drain thread reads: a ``connected`` flag, a "just connected" latch and a
+queue of acknowledgements. The callbacks never block and never touch SQLite; they
+set flags, enqueue and call ``wake``. (paho may even call ``on_publish`` before
+``publish()`` has returned the mid, paho issue #482, so acks are matched to rows
+later, on the drain thread, never inside the callback.)
+
+Protocol: MQTT v5 first. A broker that refuses v5 ("unsupported protocol
+version") gets a fresh 3.1.1 client; paho's ``protocol`` is fixed per client,
+so the link replaces the client and bumps ``generation``, and acks of the old
+client are dropped (their rows are still in the outbox and are sent again).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from kiosk.config.schema import MqttConfig
+from kiosk.telemetry.payloads import OFFLINE, ONLINE
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 132  # CONNACK "Unsupported protocol version" (v5 0x84; v3 rc 1 maps here)
+CONTROL_HEADROOM = 4
+"""paho in-flight slots for availability/status beyond the counts window."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The broker answered a QoS 1 publish: ``failed`` for a v5 reason code >= 0x80."""
+
+    mid: int
+    failed: bool
+    reason: str
+
+
+class MqttLink:
+    """A paho client that connects in the background and reconnects forever.
+
+    Args:
+        cfg: host, port and keepalive (seconds).
+        client_id: MQTT client id.
+        availability_topic: gets the retained will "offline", and "online" on
+            every successful connect.
+        inflight: paho's in-flight limit for QoS 1 messages.
+        wake: called (from paho's thread) whenever something happened; must not block.
+        on_error: receives short reason-code texts for status; must not block.
+    """
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        client_id: str,
+        availability_topic: str,
+        *,
+        inflight: int,
+        wake: Callable[[], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        self._cfg = cfg
+        self._client_id = client_id
+        self._availability = availability_topic
+        self._inflight = inflight
+        self._wake = wake
+        self._on_error = on_error
+        self._protocol = MQTTProtocolVersion.MQTTv5
+        self._generation = 0
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._lock = threading.Lock()  # guards the latches and counters below
+        self._just_connected = False
+        self._fallback_wanted = False
+        self._connects = 0
+        self._closing = False
+        # (generation, ack) from on_publish; read by the drain thread.
+        self._acks: queue.SimpleQueue[tuple[int, Ack]] = queue.SimpleQueue()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted our CONNECT and the link is up."""
+        return self._connected.is_set()
+
+    @property
+    def connects(self) -> int:
+        """Successful connections so far (the first one included)."""
+        with self._lock:
+            return self._connects
+
+    @property
+    def protocol(self) -> MQTTProtocolVersion:
+        """The MQTT version in use (v5 unless the broker refused it)."""
+        return self._protocol
+
+    def open(self) -> None:
+        """Start connecting in the background; returns at once. Call once."""
+        self._client = self._make_client()
+
+    def take_just_connected(self) -> bool:
+        """True once after each successful connect (to send status). Drain thread."""
+        with self._lock:
+            flag, self._just_connected = self._just_connected, False
+        return flag
+
+    def fall_back_if_refused(self) -> bool:
+        """Replace a v5 client the broker refused by a 3.1.1 one. Drain thread only.
+
+        Returns True if the client was replaced: the caller must forget every mid it
+        is tracking, since the old client's in-flight messages die with it.
+        """
+        with self._lock:
+            wanted, self._fallback_wanted = self._fallback_wanted, False
+        if not wanted or self._protocol != MQTTProtocolVersion.MQTTv5 or self._closing:
+            return False
+        log.warning("broker refused MQTT v5; falling back to MQTT 3.1.1")
+        old = self._client
+        self._generation += 1  # callbacks of the old client are ignored from now on
+        self._protocol = MQTTProtocolVersion.MQTTv311
+        if old is not None:
+            old.disconnect()
+            old.loop_stop()
+        self._client = self._make_client()
+        return True
+
+    def acks(self) -> list[Ack]:
+        """Acknowledgements received since the last call, for the current client only."""
+        out: list[Ack] = []
+        while True:
+            try:
+                generation, ack = self._acks.get_nowait()
+            except queue.Empty:
+                return out
+            if generation == self._generation:
+                out.append(ack)
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
+        """Hand one message to paho (never blocks on the network).
+
+        ``info.rc`` MQTT_ERR_SUCCESS or MQTT_ERR_NO_CONN both mean paho keeps the
+        message and sends it once connected; other codes mean it was not queued.
+
+        Raises:
+            RuntimeError: :meth:`open` was not called.
+        """
+        if self._client is None:
+            raise RuntimeError("link not open")
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def close(self, timeout: float) -> None:
+        """Publish "offline" (waiting up to ``timeout`` s for the broker), disconnect
+        cleanly so the will is not sent, and stop paho's thread. Idempotent."""
+        self._closing = True
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._connected.is_set():
+            info = client.publish(self._availability, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(max(0.0, timeout))
+            except (RuntimeError, ValueError):
+                log.warning("could not publish offline before disconnecting")
+        client.disconnect()
+        client.loop_stop()  # paho's thread notices within about a second
+        self._connected.clear()
+
+    # ------------------------------------------------------------------ internals
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=self._protocol,
+            userdata=self._generation,
+        )
+        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.reconnect_delay_set(1, 60)
+        client.max_inflight_messages_set(self._inflight)
+        client.will_set(self._availability, OFFLINE, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s)
+        client.loop_start()
+        return client
+
+    # paho callbacks: run on paho's network thread. No blocking, no SQLite.
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        generation: Any,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if generation != self._generation:
+            return
+        if reason_code.is_failure:
+            self._on_error(f"connect refused: {reason_code}")
+            if reason_code.value == _UNSUPPORTED_PROTOCOL:
+                with self._lock:
+                    self._fallback_wanted = True
+            log.warning("broker refused connection: %s", reason_code)
+            self._wake()
+            return
+        # publish() only queues a packet for this very thread to write: non-blocking.
+        client.publish(self._availability, ONLINE, qos=1, retain=True)
+        self._connected.set()
+        with self._lock:
+            self._connects += 1
+            self._just_connected = True
+        log.info("connected to MQTT broker %s:%d", self._cfg.host, self._cfg.port)
+        self._wake()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        generation: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if generation != self._generation:
+            return
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if reason_code.is_failure and not self._closing:
+            self._on_error(f"disconnected: {reason_code}")
+            if was_connected:
+                log.warning("lost MQTT connection: %s; counts stay queued", reason_code)
+        self._wake()
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        generation: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        self._acks.put((int(generation), Ack(mid, reason_code.is_failure, str(reason_code))))
+        self._wake()

@@ -1,0 +1,345 @@
+"""MQTT publisher of the durable outbox (paho-mqtt 2.x, MQTT v5 with 3.1.1 fallback).
+
+Threads and what they own:
+
+* paho's network thread runs the callbacks of :class:`~kiosk.telemetry.link.MqttLink`;
+  they only set flags, queue acks and wake the drain thread.
+* the ``kiosk-outbox`` drain thread owns the :class:`OutboxReader` connection,
+  the mid → seq map and every ``publish()`` of outbox rows and status. It waits on
+  a Condition with a timeout (never sleeps blindly) and stops on an Event.
+* the caller's thread calls :meth:`MqttPublisher.start`, ``notify``, ``drain``
+  and ``stop``.
+
+Delivery: outbox rows go out at QoS 1 with at most ``window`` in flight, and a row
+is deleted only when ``on_publish`` reports the broker's PUBACK for its mid. Rows
+in flight when the connection drops are re-sent after reconnect (paho resends its
+in-flight messages with DUP; the rest follow from the outbox). A PUBACK lost in a
+disconnect therefore yields a duplicate: receivers de-duplicate by
+``(device, store, seq)``. Nothing is dropped while disconnected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from paho.mqtt.client import error_string
+from paho.mqtt.enums import MQTTErrorCode
+
+import kiosk
+from kiosk.config.schema import MqttConfig
+from kiosk.telemetry.link import CONTROL_HEADROOM, MqttLink
+from kiosk.telemetry.payloads import StatusInfo, status_payload
+from kiosk.telemetry.store import OutboxReader
+
+log = logging.getLogger(__name__)
+
+_QUEUED = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # paho keeps both
+_REFUSED_RETRY_S = 30.0  # pause after the broker refused an outbox message
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStats:
+    """A snapshot of the publisher's counters.
+
+    ``published`` counts outbox rows handed to paho (re-sends included), ``acked``
+    rows deleted after PUBACK, ``reconnects`` successful connections after the
+    first. ``last_error`` is a reason-code text, never payload or exception text.
+    """
+
+    connected: bool
+    published: int
+    acked: int
+    reconnects: int
+    last_error: str | None
+    pending: int | None
+
+
+class MqttPublisher:
+    """Publishes the outbox at ``db_path`` to ``<topic_root>/…`` and reports status.
+
+    Args:
+        cfg: broker host/port/keepalive; when ``cfg.enabled`` is False,
+            :meth:`start` does nothing and counts simply stay queued.
+        topic_root: prefix without trailing slash, e.g. ``kiosk/site/gate-01``.
+        device_id: ``<site>/<gate>``, reported in status.
+        db_path: the count database written by :class:`~kiosk.telemetry.store.CountStore`.
+        client_id: MQTT client id; default ``kiosk-<site>-<gate>``.
+        window: most outbox messages awaiting PUBACK at once (default 20).
+        status_interval_s: seconds between retained status updates (also sent on
+            every connect); default 60.
+        poll_s: the drain thread re-checks the outbox at least this often even
+            without :meth:`notify` (a safety net, not the normal path); default 5.
+        clock: monotonic seconds, for uptime and scheduling.
+        wall_clock: aware "now" for status timestamps.
+
+    Raises:
+        ValueError: ``window`` < 1.
+    """
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        topic_root: str,
+        device_id: str,
+        db_path: Path,
+        *,
+        client_id: str | None = None,
+        window: int = 20,
+        status_interval_s: float = 60.0,
+        poll_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self._cfg = cfg
+        self._root = topic_root.rstrip("/")
+        self._device_id = device_id
+        self._db_path = db_path
+        self._window = window
+        self._status_interval_s = status_interval_s
+        self._poll_s = poll_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._started_at = clock()
+        self.availability_topic = f"{self._root}/availability"
+        self.status_topic = f"{self._root}/status"
+
+        # Guarded by _cond: the wake flag, drain bookkeeping and the counters.
+        self._cond = threading.Condition()
+        self._wake = False
+        self._published = 0
+        self._acked = 0
+        self._last_error: str | None = None
+        self._pending: int | None = None  # outbox size last counted by the drain thread
+        self._drain_epoch = 0  # bumped by drain(); the thread echoes it once it has counted
+        self._counted_epoch = 0
+
+        self._link = MqttLink(
+            cfg,
+            client_id or "kiosk-" + device_id.replace("/", "-"),
+            self.availability_topic,
+            inflight=window + CONTROL_HEADROOM,
+            wake=self._kick,
+            on_error=self._set_error,
+        )
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        # Drain-thread only: paho mid -> outbox seq, and the pause after a refusal.
+        self._inflight: dict[int, int] = {}
+        self._refused_until = 0.0
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has accepted our CONNECT and the link is up."""
+        return self._link.connected
+
+    def stats(self) -> PublisherStats:
+        """The current counters (thread-safe snapshot)."""
+        connects = self._link.connects
+        with self._cond:
+            return PublisherStats(
+                connected=self.connected,
+                published=self._published,
+                acked=self._acked,
+                reconnects=max(0, connects - 1),
+                last_error=self._last_error,
+                pending=self._pending,
+            )
+
+    def start(self) -> None:
+        """Start connecting in the background and start the drain thread.
+
+        Returns at once: with no network the gate keeps working and paho retries
+        with a back-off of 1 s doubling to 60 s. Calling it twice does nothing.
+        """
+        if self._thread is not None or self._stopped:
+            return
+        if not self._cfg.enabled:
+            log.info("MQTT disabled: counts stay queued in %s", self._db_path)
+            return
+        self._link.open()
+        self._thread = threading.Thread(target=self._run, name="kiosk-outbox", daemon=True)
+        self._thread.start()
+        log.info("publishing to %s:%d under %s", self._cfg.host, self._cfg.port, self._root)
+
+    def notify(self) -> None:
+        """Tell the drain thread that new rows were queued. Never blocks."""
+        self._kick()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the broker acknowledged every row.
+
+        Returns whether the outbox is empty. Without a running drain thread it only
+        counts the rows (opening a short-lived reader in this thread).
+
+        Raises:
+            TelemetryError: only in that case, if the database cannot be opened.
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with OutboxReader(self._db_path) as reader:
+                return reader.pending_count() == 0
+        deadline = self._clock() + timeout
+        with self._cond:
+            self._drain_epoch += 1
+            epoch = self._drain_epoch
+            self._wake = True
+            self._cond.notify_all()
+            # Only a count taken after this call started can prove emptiness.
+            while not (self._counted_epoch >= epoch and self._pending == 0):
+                remaining = deadline - self._clock()
+                if remaining <= 0 or not thread.is_alive():
+                    return False
+                self._cond.wait(remaining)
+        return True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish "offline", disconnect cleanly and stop all threads. Idempotent.
+
+        Does not wait for the outbox to drain (call :meth:`drain` first); rows not
+        yet acknowledged stay on disk for the next run. ``timeout`` bounds the join
+        of the drain thread plus the wait for the broker to take "offline"; paho's
+        own thread then stops within about a second.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        deadline = self._clock() + timeout
+        self._stop_event.set()
+        self._kick()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - self._clock()))
+            if self._thread.is_alive():
+                log.warning("kiosk-outbox thread did not stop within %.1f s", timeout)
+        self._link.close(deadline - self._clock())
+
+    def __enter__(self) -> MqttPublisher:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop(self._cfg.drain_timeout_s)
+
+    # --------------------------------------------------------------- drain thread
+
+    def _kick(self) -> None:
+        # Called from paho's thread too: the lock is only ever held for a few
+        # bytecodes (never across I/O), so this does not block.
+        with self._cond:
+            self._wake = True
+            self._cond.notify_all()
+
+    def _set_error(self, text: str) -> None:
+        with self._cond:
+            self._last_error = text
+
+    def _run(self) -> None:
+        reader: OutboxReader | None = None
+        next_status = 0.0
+        try:
+            while not self._stop_event.is_set():
+                timeout = self._poll_s
+                if self.connected:  # wake up in time for the periodic status
+                    timeout = max(0.0, min(timeout, next_status - self._clock()))
+                with self._cond:
+                    if not self._wake:
+                        self._cond.wait(timeout)
+                    self._wake = False
+                    epoch = self._drain_epoch
+                if self._stop_event.is_set():
+                    break
+                try:
+                    if reader is None:
+                        reader = OutboxReader(self._db_path)
+                    if self._link.fall_back_if_refused():
+                        self._inflight.clear()  # those rows go out again on the new client
+                    self._take_acks(reader)
+                    if self.connected:
+                        now = self._clock()
+                        if self._link.take_just_connected() or now >= next_status:
+                            self._publish_status(reader)
+                            next_status = now + self._status_interval_s
+                        self._fill_window(reader)
+                    pending = reader.pending_count()
+                    with self._cond:
+                        self._pending = pending
+                        self._counted_epoch = epoch
+                        self._cond.notify_all()
+                except Exception as exc:  # loop boundary: keep reporting, never die
+                    log.exception("outbox drain step failed")
+                    self._set_error(f"drain: {type(exc).__name__}")
+                    self._stop_event.wait(1.0)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _take_acks(self, reader: OutboxReader) -> None:
+        """Delete the rows whose PUBACK arrived; pause after a refused row."""
+        done: list[int] = []
+        for ack in self._link.acks():
+            seq = self._inflight.pop(ack.mid, None)
+            if seq is None:
+                continue  # availability/status
+            if ack.failed:
+                # Refused (e.g. not authorised): keep the row and retry later rather
+                # than lose a count; status shows the reason meanwhile.
+                log.warning("broker refused outbox message %d: %s", seq, ack.reason)
+                self._set_error(f"publish refused: {ack.reason}")
+                self._refused_until = self._clock() + _REFUSED_RETRY_S
+            else:
+                done.append(seq)
+        if done:
+            reader.ack_many(done)
+            with self._cond:
+                self._acked += len(done)
+
+    def _fill_window(self, reader: OutboxReader) -> None:
+        """Publish the oldest rows not in flight, keeping at most ``window`` unacked."""
+        room = self._window - len(self._inflight)
+        if room <= 0 or self._clock() < self._refused_until:
+            return
+        in_flight = set(self._inflight.values())
+        sent = 0
+        for msg in reader.pending(self._window + len(in_flight)):
+            if msg.seq in in_flight:
+                continue
+            info = self._link.publish(f"{self._root}/{msg.topic}", msg.payload, msg.qos, msg.retain)
+            if info.rc not in _QUEUED:
+                self._set_error(f"publish: {error_string(info.rc)}")
+                break
+            # NO_CONN still queues the message inside paho, which sends it on connect.
+            self._inflight[info.mid] = msg.seq
+            sent += 1
+            if sent >= room:
+                break
+        if sent:
+            with self._cond:
+                self._published += sent
+
+    def _publish_status(self, reader: OutboxReader) -> None:
+        stats = self.stats()
+        info = StatusInfo(
+            device_id=self._device_id,
+            version=kiosk.__version__,
+            uptime_s=self._clock() - self._started_at,
+            totals=reader.totals(),
+            pending=reader.pending_count(),
+            published=stats.published,
+            acked=stats.acked,
+            reconnects=stats.reconnects,
+            last_error=stats.last_error,
+        )
+        self._link.publish(self.status_topic, status_payload(info, self._wall_clock()), 1, True)
+
+
+__all__ = ["MqttPublisher", "PublisherStats"]

@@ -1,0 +1,190 @@
+"""COSE_Sign1 (RFC 9052) parsing and signature checking for HC1 certificates.
+
+Accepted envelopes: CBOR tag 18, tag 18 inside CWT tag 61, or an untagged
+4-element array.  Header lookups follow the DCC rule: kid (label 4) and alg
+(label 1) come from the protected header, and from the unprotected header
+only when the protected header lacks that label.  Trusting an unprotected alg
+is safe here because each signer key verifies with exactly one algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from kiosk.decision import Reason
+from kiosk.errors import VerificationError
+from kiosk.verify.trust import ALG_ES256, ALG_PS256, Signer
+
+__all__ = ["CoseSign1", "parse_sign1", "verify_signature"]
+
+TAG_SIGN1 = 18
+TAG_CWT = 61
+_LABEL_ALG = 1
+_LABEL_KID = 4
+
+_ECDSA = ec.ECDSA(hashes.SHA256())
+_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+_SHA256 = hashes.SHA256()
+# Sig_structure prefix: array(4), tstr "Signature1".
+_TBS_HEAD = b"\x84\x6aSignature1"
+
+
+@dataclass(frozen=True, slots=True)
+class CoseSign1:
+    """A parsed (not yet verified) COSE_Sign1 message.
+
+    Attributes:
+        protected_raw: the serialized protected header, exactly as signed.
+        protected / unprotected: the decoded header maps.
+        payload: the signed payload bytes (the CWT claims).
+        signature: raw signature bytes.
+        tag: 18, 61 (tag 61 wrapping tag 18) or None when untagged.
+    """
+
+    protected_raw: bytes
+    protected: dict[Any, Any]
+    unprotected: dict[Any, Any]
+    payload: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    tag: int | None
+
+    def header(self, label: int) -> Any:
+        """Header ``label`` from the protected map, else the unprotected one, else None."""
+        if label in self.protected:
+            return self.protected[label]
+        return self.unprotected.get(label)
+
+    @property
+    def kid(self) -> bytes | None:
+        """The kid per the DCC rule (protected first), or None if absent or not bytes."""
+        kid = self.header(_LABEL_KID)
+        return kid if isinstance(kid, bytes) else None
+
+    @property
+    def alg(self) -> int | None:
+        """The COSE algorithm id per the DCC rule (protected first), or None."""
+        alg = self.header(_LABEL_ALG)
+        return alg if type(alg) is int else None
+
+    def to_be_signed(self) -> bytes:
+        """The Sig_structure ``["Signature1", protected, h'', payload]`` as CBOR.
+
+        Built by concatenation instead of ``cbor2.dumps`` (no re-encoding of
+        the payload on the hot path).
+        """
+        return b"".join(
+            (_TBS_HEAD, _bstr_head(len(self.protected_raw)), self.protected_raw,
+             b"\x40", _bstr_head(len(self.payload)), self.payload)
+        )
+
+
+def _bstr_head(n: int) -> bytes:
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    return b"\x5a" + n.to_bytes(4, "big")
+
+
+def _invalid(detail: str) -> VerificationError:
+    return VerificationError(Reason.COSE_INVALID, detail)
+
+
+def parse_sign1(data: bytes) -> CoseSign1:
+    """Parse COSE_Sign1 bytes (the inflated HC1 payload).
+
+    Raises:
+        VerificationError(COSE_INVALID): not CBOR, wrong tag, wrong shape,
+            detached payload, or a protected header that is not a CBOR map.
+    """
+    try:
+        obj = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several types on hostile input
+        raise _invalid(f"not CBOR ({type(exc).__name__})") from None
+    tag: int | None = None
+    if isinstance(obj, cbor2.CBORTag):
+        if obj.tag == TAG_CWT and isinstance(obj.value, cbor2.CBORTag):
+            obj, tag = obj.value, TAG_CWT
+        if obj.tag != TAG_SIGN1:
+            raise _invalid(f"unexpected CBOR tag {obj.tag}")
+        tag = tag or TAG_SIGN1
+        obj = obj.value
+    # cbor2 >= 6 hands out the content of a tag as a tuple, older versions as a list.
+    if not isinstance(obj, list | tuple) or len(obj) != 4:
+        raise _invalid("not a 4-element COSE_Sign1 array")
+    protected_raw, unprotected, payload, signature = obj
+    # Inside a tag cbor2 >= 6 also hands out maps as immutable mappings.
+    if not isinstance(protected_raw, bytes) or not isinstance(unprotected, Mapping):
+        raise _invalid("bad header types")
+    if not isinstance(payload, bytes):
+        raise _invalid("missing or detached payload")
+    if not isinstance(signature, bytes):
+        raise _invalid("signature is not a byte string")
+    protected = _protected_header(protected_raw)
+    return CoseSign1(protected_raw, protected, dict(unprotected), payload, signature, tag)
+
+
+# Protected headers repeat per signer ({1: alg, 4: kid}); remembering a few
+# hundred decoded ones saves a CBOR decode per scan.  Bounded: cleared when full.
+_HEADER_CACHE: dict[bytes, dict[Any, Any]] = {}
+_HEADER_CACHE_MAX = 256
+_HEADER_CACHE_KEY_MAX = 64  # bytes; larger headers are decoded every time
+
+
+def _protected_header(raw: bytes) -> dict[Any, Any]:
+    cached = _HEADER_CACHE.get(raw)
+    if cached is not None:
+        return dict(cached)  # a copy: callers may not mutate the shared one
+    if not raw:
+        return {}
+    try:
+        header = cbor2.loads(raw)
+    except Exception as exc:
+        raise _invalid(f"protected header not CBOR ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise _invalid("protected header is not a map")
+    if len(raw) <= _HEADER_CACHE_KEY_MAX:
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[raw] = dict(header)
+    return header
+
+
+def verify_signature(signer: Signer, alg: int | None, tbs: bytes, signature: bytes) -> None:
+    """Check ``signature`` over ``tbs`` with ``signer``'s key.
+
+    Raises:
+        VerificationError(ALG_UNSUPPORTED): alg missing, unknown, or not the
+            algorithm of the signer's key type.
+        VerificationError(SIGNATURE_INVALID): wrong length or bad signature.
+    """
+    if alg not in (ALG_ES256, ALG_PS256):
+        raise VerificationError(Reason.ALG_UNSUPPORTED, f"alg {alg!r}")
+    if alg != signer.algorithm:
+        raise VerificationError(Reason.ALG_UNSUPPORTED, f"alg {alg} does not match the DSC key")
+    key = signer.public_key
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            if len(signature) != 64:
+                raise VerificationError(Reason.SIGNATURE_INVALID, "ES256 signature is not 64 bytes")
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            key.verify(der, tbs, _ECDSA)
+        else:
+            if len(signature) != (key.key_size + 7) // 8:
+                raise VerificationError(Reason.SIGNATURE_INVALID, "PS256 signature length")
+            key.verify(signature, tbs, _PSS, _SHA256)
+    except InvalidSignature:
+        raise VerificationError(Reason.SIGNATURE_INVALID, "signature does not verify") from None
+

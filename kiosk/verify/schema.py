@@ -1,0 +1,166 @@
+"""Content checks of the hcert (the DCC JSON object under CWT claim -260/1).
+
+Two levels:
+
+* :func:`check_structure` -- the fast structural sanity check run on every
+  scan: exactly one of ``v``/``t``/``r``, each entry a map with the fields its
+  type requires, the right JSON types.  It deliberately does not enforce value
+  patterns or length caps, which issuers in the field do not all respect.
+* :func:`schema_errors` -- a real JSON-schema validation against the official
+  EU DCC schemas shipped in ``kiosk/verify/data`` (Apache-2.0, see the
+  ``NOTICE`` there).  It needs ``jsonschema`` and is used by the conformance
+  runner; it costs ~0.4 ms, several times a whole verification.
+
+Common rules (documented in docs/conformance.md):
+
+* a property whose value is ``null`` is treated as absent (BG issued about a
+  million certificates with ``"t": null`` and asked verifiers to accept them);
+* a payload declaring version X.Y.Z is accepted when it is valid against the
+  shipped schema for its own version line or any later one (later schema
+  versions only relaxed constraints); unknown/newer versions use the newest;
+* ``format`` is an annotation, not an assertion (JSON Schema 2020-12 default).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from kiosk.decision import CertType, Reason
+from kiosk.errors import VerificationError
+
+__all__ = ["SCHEMA_VERSIONS", "check_structure", "schema_errors", "strip_nulls"]
+
+_REQUIRED = {
+    CertType.VACCINATION: ("tg", "vp", "mp", "ma", "dn", "sd", "dt", "co", "is", "ci"),
+    CertType.TEST: ("tg", "tt", "sc", "tr", "tc", "co", "is", "ci"),
+    CertType.RECOVERY: ("tg", "fr", "co", "is", "df", "du", "ci"),
+}
+_INTEGER_FIELDS = frozenset({"dn", "sd"})
+# Some issuers encode the sample time as a CBOR tag 0 date-time, which cbor2
+# hands out as a datetime; it is the same information as the JSON string.
+_DATETIME_FIELDS = frozenset({"sc"})
+_GROUPS = (CertType.VACCINATION, CertType.TEST, CertType.RECOVERY)
+
+# (version, file) of the shipped official schemas, oldest first.
+SCHEMA_VERSIONS: tuple[tuple[tuple[int, int, int], str], ...] = (
+    ((1, 0, 0), "DGC.combined-schema-1.0.x.json"),
+    ((1, 2, 1), "DCC.combined-schema-1.2.1.json"),
+    ((1, 3, 0), "DCC.combined-schema-1.3.0.json"),
+)
+_VERSION = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
+
+
+def _invalid(detail: str) -> VerificationError:
+    return VerificationError(Reason.SCHEMA_INVALID, detail)
+
+
+def check_structure(hcert: Any) -> CertType:
+    """Fast structural check of an hcert; returns its certificate type.
+
+    Raises:
+        VerificationError(SCHEMA_INVALID): naming the field (never its value).
+    """
+    if not isinstance(hcert, dict):
+        raise _invalid("hcert is not a map")
+    present = [g for g in _GROUPS if hcert.get(g.value) is not None]
+    if len(present) != 1:
+        raise _invalid(f"expected exactly one of v/t/r, found {len(present)}")
+    if not isinstance(hcert.get("ver"), str):
+        raise _invalid("ver missing or not a string")
+    if not isinstance(hcert.get("dob"), str):
+        raise _invalid("dob missing or not a string")
+    nam = hcert.get("nam")
+    if not isinstance(nam, dict) or not isinstance(nam.get("fnt"), str):
+        raise _invalid("nam.fnt missing or not a string")
+    for key in ("fn", "gn", "gnt"):
+        if nam.get(key) is not None and not isinstance(nam[key], str):
+            raise _invalid(f"nam.{key} is not a string")
+    cert_type = present[0]
+    entries = hcert[cert_type.value]
+    if not isinstance(entries, list) or not entries:
+        raise _invalid(f"{cert_type.value} is not a non-empty array")
+    required = _REQUIRED[cert_type]
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise _invalid(f"{cert_type.value} entry is not a map")
+        for key in required:
+            value = entry.get(key)
+            # type() identity checks: this runs ~10 times per scan.
+            if type(value) is str and key not in _INTEGER_FIELDS:
+                continue
+            if type(value) is int and key in _INTEGER_FIELDS:
+                continue
+            if key in _DATETIME_FIELDS and isinstance(value, datetime):
+                continue
+            kind = "an integer" if key in _INTEGER_FIELDS else "a string"
+            raise _invalid(f"{cert_type.value}.{key} missing or not {kind}")
+    return cert_type
+
+
+def strip_nulls(value: Any) -> Any:
+    """The JSON data model of a decoded hcert, for schema validation.
+
+    Null-valued map entries are removed (recursively).  Date/times that cbor2
+    decoded from CBOR tag 0/1 become RFC 3339 strings: RFC 8949 section 6.1
+    converts a tagged item to JSON by converting its content, which for tag 0
+    is the date-time text string.
+    """
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [strip_nulls(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+@cache
+def _validator(filename: str) -> Any:
+    # Optional dependency (conformance only), imported on first use.
+    validator_class = importlib.import_module("jsonschema").Draft202012Validator
+    text = resources.files("kiosk.verify").joinpath("data", filename).read_text("utf-8")
+    schema = json.loads(text)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
+def _candidates(ver: Any) -> list[str]:
+    match = _VERSION.match(ver) if isinstance(ver, str) else None
+    if match is None:
+        return [SCHEMA_VERSIONS[-1][1]]
+    line = (int(match[1]), int(match[2]), 0)
+    files = [name for version, name in SCHEMA_VERSIONS if version >= line]
+    return files or [SCHEMA_VERSIONS[-1][1]]
+
+
+def schema_errors(hcert: Any) -> list[str]:
+    """Validate ``hcert`` against the official DCC JSON schema(s) for its ``ver``.
+
+    Returns an empty list when valid, else short messages naming the failing
+    path and keyword (never field values, which may be personal data).
+    Raises ImportError when ``jsonschema`` is not installed.
+    """
+    data = strip_nulls(hcert)
+    if not isinstance(data, dict):
+        return ["hcert is not a map"]
+    groups = [g for g in "vtr" if g in data]
+    errors: list[str] = []
+    if len(groups) != 1:
+        errors.append(f"expected exactly one of v/t/r, found {len(groups)}")
+    last: list[str] = []
+    for filename in _candidates(data.get("ver")):
+        found = [
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.validator}"
+            for e in _validator(filename).iter_errors(data)
+        ]
+        if not found:
+            return errors
+        # Report the newest (most lenient) schema's complaints: the ones that remain.
+        last = [f"{filename}: {m}" for m in found]
+    return errors + last

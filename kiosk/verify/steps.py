@@ -1,0 +1,218 @@
+"""The individual verification steps, each a small pure function.
+
+Each step either returns its product or raises
+:class:`kiosk.errors.VerificationError` carrying the deny reason.  The
+pipeline in :mod:`kiosk.verify.hc1` strings them together; the conformance
+runner calls them one by one on the intermediate values of a test case.
+Later work (revocation, business rules, signed trust bundles) adds steps here
+without touching the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+
+from kiosk.decision import CertType, Reason
+from kiosk.errors import VerificationError
+from kiosk.verify import base45
+from kiosk.verify.cose import CoseSign1, verify_signature
+from kiosk.verify.schema import check_structure
+from kiosk.verify.trust import Signer, TrustStore
+
+__all__ = [
+    "MAX_INFLATED",
+    "MAX_TEXT",
+    "PREFIX",
+    "Claims",
+    "authenticate",
+    "check_key_usage",
+    "check_times",
+    "decode_base45",
+    "inflate",
+    "parse_claims",
+    "strip_prefix",
+]
+
+PREFIX = "HC1:"
+MAX_TEXT = 16 * 1024  # characters; a version-40 QR holds at most 4,296 alphanumerics
+MAX_INFLATED = 64 * 1024  # bytes of COSE after zlib; real certificates are < 2 KiB
+
+_CLAIM_ISS, _CLAIM_EXP, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 6, -260
+
+
+def strip_prefix(text: str) -> str:
+    """Remove the ``HC1:`` context identifier.
+
+    Raises:
+        VerificationError(PAYLOAD_TOO_LARGE): text longer than :data:`MAX_TEXT`.
+        VerificationError(NOT_HC1): not a string, or any other prefix (HC2:, HL0:, none).
+    """
+    if not isinstance(text, str):
+        raise VerificationError(Reason.NOT_HC1, f"input is {type(text).__name__}, not text")
+    if len(text) > MAX_TEXT:
+        raise VerificationError(Reason.PAYLOAD_TOO_LARGE, f"{len(text)} characters")
+    if not text.startswith(PREFIX):
+        raise VerificationError(Reason.NOT_HC1, "missing HC1: prefix")
+    return text[len(PREFIX) :]
+
+
+def decode_base45(text: str) -> bytes:
+    """Base45-decode; raises VerificationError(BASE45_INVALID) on any defect."""
+    try:
+        return base45.decode(text)
+    except base45.Base45Error as exc:
+        raise VerificationError(Reason.BASE45_INVALID, str(exc)) from None
+
+
+def inflate(data: bytes, limit: int = MAX_INFLATED) -> bytes:
+    """zlib-inflate ``data`` with a hard output cap of ``limit`` bytes.
+
+    Uses ``decompressobj(...).decompress(data, max_length)`` so a zlib bomb
+    never allocates more than ``limit`` + 1 bytes.
+
+    Raises:
+        VerificationError(PAYLOAD_TOO_LARGE): the output would exceed ``limit``.
+        VerificationError(ZLIB_INVALID): not zlib, truncated stream, or trailing bytes.
+    """
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise VerificationError(Reason.ZLIB_INVALID, str(exc)) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise VerificationError(Reason.PAYLOAD_TOO_LARGE, f"inflated size above {limit} bytes")
+    if not inflater.eof:
+        raise VerificationError(Reason.ZLIB_INVALID, "truncated zlib stream")
+    if inflater.unused_data:
+        raise VerificationError(Reason.ZLIB_INVALID, "bytes after the zlib stream")
+    return out
+
+
+def authenticate(cose: CoseSign1, trust: TrustStore) -> Signer:
+    """Find the signer by kid (protected header first) and check the signature.
+
+    Raises:
+        VerificationError: KID_MISSING, UNKNOWN_SIGNER, ALG_UNSUPPORTED or SIGNATURE_INVALID.
+    """
+    kid = cose.kid
+    if kid is None:
+        raise VerificationError(Reason.KID_MISSING, "no kid in either header")
+    signer = trust.lookup(kid)
+    if signer is None:
+        raise VerificationError(Reason.UNKNOWN_SIGNER, f"kid {kid.hex()}")
+    verify_signature(signer, cose.alg, cose.to_be_signed(), cose.signature)
+    return signer
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """The CWT claims of a certificate; ``hcert`` holds personal data and stays in memory.
+
+    ``iat`` / ``exp`` are POSIX seconds (int or float, as issued: HU uses floats);
+    comparing numbers avoids building datetimes on the hot path.
+    """
+
+    issuer: str | None
+    iat: float
+    exp: float
+    hcert: dict[str, Any] = field(repr=False)
+
+    @property
+    def issued_at(self) -> datetime:
+        """iat as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.iat, UTC)
+
+    @property
+    def expires(self) -> datetime:
+        """exp as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.exp, UTC)
+
+
+# Timestamps must map to a datetime (years 1..9999) so logs and reports can show them.
+_MIN_TS, _MAX_TS = -62135596800.0, 253402300799.0
+
+
+def _timestamp(claims: dict[Any, Any], label: int, name: str) -> float:
+    value = claims.get(label)
+    # bool is an int subclass; HU encodes iat/exp as floats, which are fine.
+    if type(value) is not int and type(value) is not float:
+        raise VerificationError(Reason.CBOR_INVALID, f"claim {name} missing or not a number")
+    if not _MIN_TS <= value <= _MAX_TS:  # also rejects NaN
+        raise VerificationError(Reason.CBOR_INVALID, f"claim {name} out of range")
+    return value
+
+
+def parse_claims(payload: bytes) -> Claims:
+    """Decode the CWT claims map and extract iss/iat/exp and the hcert (-260 → 1).
+
+    Raises:
+        VerificationError(CBOR_INVALID): not CBOR, not a map, iat/exp missing
+            or not numbers, or no hcert map under -260/1.
+    """
+    try:
+        claims = cbor2.loads(payload)
+    except Exception as exc:  # cbor2 raises several types on hostile input
+        raise VerificationError(Reason.CBOR_INVALID, f"payload ({type(exc).__name__})") from None
+    if not isinstance(claims, dict):
+        raise VerificationError(Reason.CBOR_INVALID, "CWT claims are not a map")
+    container = claims.get(_CLAIM_HCERT)
+    hcert = container.get(1) if isinstance(container, dict) else None
+    if not isinstance(hcert, dict):
+        raise VerificationError(Reason.CBOR_INVALID, "no hcert map under claim -260/1")
+    issuer = claims.get(_CLAIM_ISS)
+    return Claims(
+        issuer=issuer if isinstance(issuer, str) else None,
+        iat=_timestamp(claims, _CLAIM_IAT, "iat"),
+        exp=_timestamp(claims, _CLAIM_EXP, "exp"),
+        hcert=hcert,
+    )
+
+
+def check_times(claims: Claims, signer: Signer, now: datetime) -> None:
+    """Check iat <= now <= exp, then that the DSC was valid for the whole certificate life.
+
+    Raises:
+        VerificationError: NOT_YET_VALID (iat after now), EXPIRED (exp before
+            now) or SIGNER_NOT_VALID (iat before DSC notBefore or exp after DSC notAfter).
+    """
+    now_ts = now.timestamp()
+    if claims.iat > now_ts:
+        raise VerificationError(Reason.NOT_YET_VALID, "iat is after the clock")
+    if now_ts > claims.exp:
+        raise VerificationError(Reason.EXPIRED, "exp is before the clock")
+    if claims.iat < signer.not_before_ts or claims.exp > signer.not_after_ts:
+        raise VerificationError(Reason.SIGNER_NOT_VALID, "DSC validity does not cover iat..exp")
+
+
+def check_content(hcert: dict[str, Any]) -> CertType:
+    """Structural sanity of the hcert; returns its type.
+
+    Raises VerificationError(SCHEMA_INVALID) naming the field, never its value.
+    """
+    return check_structure(hcert)
+
+
+def check_key_usage(signer: Signer, cert_type: CertType) -> None:
+    """Raise VerificationError(WRONG_CERT_TYPE) when the DSC's EKU forbids ``cert_type``."""
+    if not signer.allows(cert_type):
+        raise VerificationError(Reason.WRONG_CERT_TYPE, f"DSC EKU does not allow type {cert_type}")
+
+
+TEST_RESULT_DETECTED = "260373001"  # SNOMED CT "Detected": a positive test
+
+
+def check_test_result(hcert: dict[str, Any], cert_type: CertType) -> None:
+    """Refuse a test certificate that records a positive result.
+
+    Such certificates are cryptographically valid (conformance NL cases carry
+    them) but must never open a gate.  Raises VerificationError(TEST_POSITIVE).
+    """
+    if cert_type is CertType.TEST:
+        entries = hcert.get("t") or ()
+        if any(isinstance(e, dict) and e.get("tr") == TEST_RESULT_DETECTED for e in entries):
+            raise VerificationError(Reason.TEST_POSITIVE, "test result is 'detected'")
