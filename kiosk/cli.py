@@ -13,8 +13,11 @@ from pathlib import Path
 from kiosk import __version__
 from kiosk.config import load_config
 from kiosk.errors import ConfigError, KioskError
+from kiosk.verify import commands as verify_commands
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
+# Each feature area owns its subcommands in <area>/commands.py.
+FEATURE_COMMANDS = (verify_commands.register,)
 log = logging.getLogger("kiosk")
 
 
@@ -41,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiosk", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kiosk", description="Offline-first entry-gate firmware (see README.md)."
+    )
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -72,11 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG)
     check.set_defaults(handler=_check_config)
 
-    conformance = commands.add_parser(
-        "conformance", help="run EU DCC test-case JSON files through the verifier"
-    )
-    conformance.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
-    conformance.set_defaults(handler=_conformance)
+    for register in FEATURE_COMMANDS:
+        register(commands)
     return parser
 
 
@@ -114,12 +116,6 @@ def _demo(args: argparse.Namespace) -> int:
         headless=args.headless,
         fast=args.fast,
     )
-
-
-def _conformance(args: argparse.Namespace) -> int:
-    from kiosk.conformance import run
-
-    return run(args.dirs)
 
 
 if __name__ == "__main__":

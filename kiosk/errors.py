@@ -58,3 +58,9 @@ class GpioUnavailable(GpioError):
 
 class DisplayError(KioskError, RuntimeError):
     """The screen could not be opened or drawn (no video device, driver missing)."""
+
+
+class DocumentError(KioskError, ValueError):
+    """A signed document from the central authority (trust bundle, NIK status list)
+    is malformed, of the wrong kind, too large, or not signed by a trusted authority key.
+    The current document stays in force."""

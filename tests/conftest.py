@@ -28,6 +28,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DCC = REPO_ROOT.parent / "shared" / "testdata" / "dcc"
 
 
+def shared_dcc_suite() -> Path:
+    """The shared EU DCC conformance suite; skips locally, fails on CI when it is missing.
+
+    CI always lays ``shared/`` beside the clone, so a missing suite there is a
+    broken set-up, not a reason to pass quietly.
+    """
+    if not SHARED_DCC.is_dir():
+        message = f"EU DCC conformance data not found at {SHARED_DCC}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_DCC
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:

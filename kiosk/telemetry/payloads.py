@@ -60,10 +60,10 @@ def counts_payload(
     boot: int,
     seq: int,
     at: datetime,
-    decision: Decision,
+    change: Mapping[str, str],
     totals: Mapping[str, int],
 ) -> bytes:
-    """The ``<root>/counts`` message for one decision.
+    """The ``<root>/counts`` message for one counted change.
 
     Args:
         device_id: ``<site>/<gate>``.
@@ -72,8 +72,9 @@ def counts_payload(
         boot: the store's boot counter when the decision was recorded.
         seq: the outbox sequence number (gapless, monotonic per ``store_id``).
         at: when the decision was made (timezone-aware).
-        decision: the decision; only result, reason and input are used.
-        totals: all cumulative totals *after* this decision.
+        change: what was counted: :func:`decision_change` for a decision, or
+            ``{"event": name}`` for a gate event (passage, tailgate, ...).
+        totals: all cumulative totals *after* this change.
     """
     return _dumps(
         {
@@ -83,12 +84,19 @@ def counts_payload(
             "boot": boot,
             "seq": seq,
             "ts": iso_utc(at),
-            "result": "allowed" if decision.allowed else "denied",
-            "reason": decision.reason.value,
-            "input": decision.input.value,
+            **change,
             "totals": dict(totals),
         }
     )
+
+
+def decision_change(decision: Decision) -> dict[str, str]:
+    """The fields of a ``counts`` message that describe a decision (no personal data)."""
+    return {
+        "result": "allowed" if decision.allowed else "denied",
+        "reason": decision.reason.value,
+        "input": decision.input.value,
+    }
 
 
 @dataclass(frozen=True, slots=True)

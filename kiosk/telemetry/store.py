@@ -28,6 +28,7 @@ after acknowledged rows are deleted.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 import uuid
@@ -39,7 +40,7 @@ from typing import Any, Self
 
 from kiosk.decision import Decision
 from kiosk.errors import TelemetryError
-from kiosk.telemetry.payloads import counts_payload, iso_utc, total_names
+from kiosk.telemetry.payloads import counts_payload, decision_change, iso_utc, total_names
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ COUNTS_TOPIC = "counts"
 
 # Seeded with 0 so a dashboard sees these from the first report on.
 _BASE_TOTALS = ("allowed", "denied", "input.qr", "input.nik")
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -283,8 +285,27 @@ class CountStore(_Connection):
             TelemetryError: SQLite failed (disk full, I/O error); nothing was
                 written, neither the count nor its report.
         """
+        return self._count(total_names(decision), decision_change(decision), at)
+
+    def record_event(self, event: str, at: datetime) -> dict[str, int]:
+        """Count a gate event and queue its ``counts`` report, atomically.
+
+        ``event`` is a counter name such as ``"passage"``, ``"unused_grant"``,
+        ``"tailgate"`` or ``"emergency_open"`` (lowercase, dots allowed). Returns
+        all totals after the change.
+
+        Raises:
+            ValueError: ``at`` is naive or ``event`` is not a valid counter name.
+            TelemetryError: SQLite failed; nothing was written.
+        """
+        if not _EVENT_NAME.fullmatch(event):
+            raise ValueError(f"invalid event counter name {event!r}")
+        return self._count((event,), {"event": event}, at)
+
+    def _count(
+        self, names: tuple[str, ...], change: dict[str, str], at: datetime
+    ) -> dict[str, int]:
         created_at = iso_utc(at)  # validates before touching the database
-        names = total_names(decision)
         try:
             with self._lock, _transaction(self._db()) as conn:
                 conn.executemany(
@@ -306,7 +327,7 @@ class CountStore(_Connection):
                     boot=self.boot,
                     seq=seq,
                     at=at,
-                    decision=decision,
+                    change=change,
                     totals=totals,
                 )
                 conn.execute(
@@ -315,7 +336,7 @@ class CountStore(_Connection):
                     (seq, COUNTS_TOPIC, payload, created_at),
                 )
         except sqlite3.Error as exc:
-            raise TelemetryError(f"cannot record decision: {exc}") from exc
+            raise TelemetryError(f"cannot record {'/'.join(names)}: {exc}") from exc
         return totals
 
 

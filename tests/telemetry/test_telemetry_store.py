@@ -86,6 +86,28 @@ def test_outbox_payload_is_the_report_of_that_decision(db: Path) -> None:
     assert b"B***" not in msg.payload and b"kid" not in msg.payload
 
 
+def test_gate_events_are_counted_and_reported_in_sequence(db: Path) -> None:
+    with CountStore(db, DEVICE) as store:
+        store.record(Decision(allowed=True, reason=Reason.OK), at(1))
+        store.record_event("passage", at(2))
+        totals = store.record_event("passage", at(3))
+        store.record_event("tailgate", at(4))
+        messages = store.pending(10)
+    assert totals["passage"] == 2 and totals["allowed"] == 1
+    bodies = [json.loads(m.payload) for m in messages]
+    assert [b.get("event") for b in bodies] == [None, "passage", "passage", "tailgate"]
+    assert [m.seq for m in messages] == list(range(messages[0].seq, messages[0].seq + 4))
+    assert bodies[-1]["totals"]["tailgate"] == 1 and "result" not in bodies[-1]
+
+
+@pytest.mark.parametrize("name", ["", "Passage", "denied;drop", "a b", "1st", "x."])
+def test_invalid_event_names_are_refused_without_writing(db: Path, name: str) -> None:
+    with CountStore(db, DEVICE) as store:
+        with pytest.raises(ValueError, match="invalid event counter name"):
+            store.record_event(name, at(1))
+        assert store.pending_count() == 0
+
+
 def test_timestamps_are_reported_in_utc(db: Path) -> None:
     wib = timezone(timedelta(hours=7))  # Western Indonesia Time
     with CountStore(db, DEVICE) as store:

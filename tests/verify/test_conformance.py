@@ -15,10 +15,11 @@ from kiosk.conformance import evaluate_case, find_cases, main, run
 from kiosk.verify import base45
 from kiosk.verify.casecheck import parse_clock
 from kiosk.verify.issuer import sample_test
+from tests.conftest import SHARED_DCC, shared_dcc_suite
 
 from .conftest import IAT, NOW, Signer, issue
 
-SUITE = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dcc"
+SUITE = SHARED_DCC
 DISAGREEMENTS = Path(__file__).with_name("conformance_disagreements.txt")
 
 
@@ -93,8 +94,7 @@ def test_missing_folder_is_exit_2(tmp_path: Path) -> None:
 
 
 def test_public_suite_matches_except_documented_disagreements() -> None:
-    if not SUITE.is_dir():
-        pytest.skip(f"EU DCC conformance data not found at {SUITE.resolve()}")
+    shared_dcc_suite()
     expected = {
         line.strip() for line in DISAGREEMENTS.read_text().splitlines()
         if line.strip() and not line.startswith("#")

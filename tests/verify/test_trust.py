@@ -17,8 +17,9 @@ from kiosk.verify import TrustStore, kid_of
 from kiosk.verify.asn1 import Asn1Error, extended_key_usage
 from kiosk.verify.issuer import EKU_RECOVERY, EKU_TEST, make_signer
 from kiosk.verify.trust import Signer, types_from_eku
+from tests.conftest import SHARED_DCC, shared_dcc_suite
 
-SUITE = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dcc"
+SUITE = SHARED_DCC
 
 
 def test_kid_is_sha256_prefix() -> None:
@@ -76,9 +77,7 @@ def test_asn1_walker_agrees_with_cryptography() -> None:
 
 
 def test_empty_eku_extension_is_read_leniently() -> None:
-    case = SUITE / "common" / "2DCode" / "raw" / "CO15.json"
-    if not case.exists():
-        pytest.skip(f"conformance data not found at {SUITE}")
+    case = shared_dcc_suite() / "common" / "2DCode" / "raw" / "CO15.json"
     der = base64.b64decode(json.loads(case.read_text())["TESTCTX"]["CERTIFICATE"])
     with pytest.raises(ValueError):  # the strict parser refuses this DSC ...
         _ = x509.load_der_x509_certificate(der).extensions
