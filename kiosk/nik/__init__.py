@@ -1,0 +1,1 @@
+"""KTP input: NIK validation, signed privacy-preserving status lists, input devices."""

@@ -1,0 +1,9 @@
+"""``kiosk`` subcommands of the nik area."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this area's subcommands to the ``kiosk`` parser."""

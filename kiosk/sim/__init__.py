@@ -1,0 +1,1 @@
+"""Scenario simulator and technician self-test."""
