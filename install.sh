@@ -73,8 +73,10 @@ install_venv() {
 
 dev() {
     # libzbar0: pyzbar's decoder; mosquitto: the tests' brokers; python3-venv: ensurepip
-    # on Debian's python3. pygame and zxing-cpp wheels carry their own SDL and zxing.
-    local pkgs=(libzbar0 mosquitto mosquitto-clients)
+    # on Debian's python3; ca-certificates: pip's HTTPS. pygame and zxing-cpp wheels
+    # carry their own SDL and zxing.
+    local pkgs=(libzbar0 mosquitto mosquitto-clients ca-certificates)
+    command -v "$python" >/dev/null 2>&1 || pkgs+=(python3)
     "$python" -c "import ensurepip" 2>/dev/null || pkgs+=(python3-venv)
     apt_install "${pkgs[@]}"
     check_python
