@@ -47,7 +47,10 @@ def certificate_frame() -> tuple[np.ndarray, bytes, int]:
         "Bench DSC", not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=365)
     )
     text = issuer.issue_hc1(
-        issuer.sample_vaccination(), key, der, iat=NOW - timedelta(hours=1),
+        issuer.sample_vaccination(),
+        key,
+        der,
+        iat=NOW - timedelta(hours=1),
         exp=NOW + timedelta(days=30),
     )
     return camera_frame(segno.make(text, error="m", micro=False)), der, len(text)
@@ -79,12 +82,20 @@ def main(argv: list[str] | None = None) -> int:
         trust = Path(folder) / "trust"
         trust.mkdir()
         (trust / "dsc.der").write_bytes(der)
-        config = load_config(None, {
-            "device.data_dir": folder, "verify.trust_dir": str(trust),
-            "decoder.backend": args.backend, "decoder.rearm_s": 0.0,
-            "gate.pin_factory": "mock", "gate.relay_pulse_ms": 50,
-            "display.driver": "dummy", "display.fullscreen": False, "mqtt.enabled": False,
-        })
+        config = load_config(
+            None,
+            {
+                "device.data_dir": folder,
+                "verify.trust_dir": str(trust),
+                "decoder.backend": args.backend,
+                "decoder.rearm_s": 0.0,
+                "gate.pin_factory": "mock",
+                "gate.relay_pulse_ms": 50,
+                "display.driver": "dummy",
+                "display.fullscreen": False,
+                "mqtt.enabled": False,
+            },
+        )
         factory = MockFactory()
         source = ArrayFrameSource([frame], loop=True)
         with build_app(config, source=source, pin_factory=factory, wall_clock=lambda: NOW) as app:

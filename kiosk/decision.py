@@ -10,7 +10,7 @@ keyed hash.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Reason(enum.StrEnum):
@@ -45,8 +45,14 @@ class Reason(enum.StrEnum):
     NIK_INVALID = "nik_invalid"
     NIK_NOT_LISTED = "nik_not_listed"
     NIK_DISABLED = "nik_disabled"
+    NIK_RATE_LIMITED = "nik_rate_limited"  # too many NIK attempts at this gate
+    NIK_LIST_UNAVAILABLE = "nik_list_unavailable"  # no valid, unexpired status list
+    NIK_STAFF_CHECK = "nik_staff_check"  # pending: staff must check the KTP by hand
+    NIK_STAFF_REFUSED = "nik_staff_refused"  # staff refused, or no answer in time
     # Anything else the verifier could not classify; still a deny, never a crash.
     INTERNAL_ERROR = "internal_error"
+    # Verification issue: the clock is unsynchronised and clock.unsynchronised = "deny".
+    CLOCK_UNTRUSTED = "clock_untrusted"
 
 
 class InputKind(enum.StrEnum):
@@ -75,6 +81,9 @@ class Decision:
         cert_type: the certificate type, when it could be read.
         holder_masked: the holder's name already masked for display, or None.
         detail: a short technical explanation for logs; never contains personal data.
+        credential_id: a stable identifier of the credential set by the verifier on
+            allow (the COSE signature bytes for HC1), used by the gate's
+            anti-passback only through a keyed hash; never logged, never stored.
     """
 
     allowed: bool
@@ -83,6 +92,7 @@ class Decision:
     cert_type: CertType | None = None
     holder_masked: str | None = None
     detail: str = ""
+    credential_id: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.allowed != (self.reason is Reason.OK):

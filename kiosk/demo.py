@@ -158,7 +158,7 @@ def _line(sample: Sample, decision: Decision, pins: dict[str, bool]) -> str:
     message = message_for(decision.reason)
     states = " ".join(f"{name}={'on' if on else 'off'}" for name, on in pins.items())
     return (
-        f"{sample.name:<24} {verdict} {decision.reason:<17} {states:<28} "
+        f"{sample.name:<24} {verdict} {decision.reason:<17} {states:<38} "
         f"{message.title_id} / {message.title_en}"
     )
 
@@ -176,6 +176,9 @@ def demo_config(workdir: Path, *, broker: tuple[str, int] | None, headless: bool
         "camera.path": str(workdir / "frames"),
         "verify.trust_dir": str(workdir / "trust"),
         "gate.pin_factory": "mock",
+        # Every run replays the same two valid certificates: anti-passback (kept
+        # across restarts) would refuse them on the second run.
+        "gate.passback_window_s": 0,
         "display.driver": "auto" if windowed else "dummy",
         "display.fullscreen": False,
         "mqtt.enabled": broker is not None and broker_reachable(host, port),

@@ -172,10 +172,11 @@ def _check_cross_fields(config: KioskConfig, locator: _Locator) -> None:
             f"required when camera.source = {config.camera.source!r}",
             near="camera.source",
         )
+    # Every `*_pin` key of [gate]: two functions on one pin would wire a sensor to a relay.
     pins = {
-        "gate.relay_pin": config.gate.relay_pin,
-        "gate.green_led_pin": config.gate.green_led_pin,
-        "gate.red_led_pin": config.gate.red_led_pin,
+        f"gate.{f.name}": getattr(config.gate, f.name)
+        for f in dataclasses.fields(config.gate)
+        if f.name.endswith("_pin") and getattr(config.gate, f.name) is not None
     }
     seen: dict[int, str] = {}
     for key, pin in pins.items():

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kiosk.errors import ConfigError
+
 # Hard safety limit for a relay pulse: a turnstile solenoid held longer than this
 # overheats, and an open arm that never closes defeats counting.
 RELAY_PULSE_HARD_MAX_MS = 5000
+# Hard limit for hold-until-passage mode (and for the passage timeout): beyond
+# this an unattended open arm is a security hole, whatever the config says.
+RELAY_HOLD_HARD_MAX_S = 30
 
 
 def setting(
@@ -37,6 +42,17 @@ class DeviceConfig:
     data_dir: Path = setting(
         Path("/var/lib/kiosk"), doc="Folder for the count database and runtime state."
     )
+    timezone: str = setting(
+        "Asia/Jakarta", doc="IANA time zone of the gate; 'today' counters reset at its midnight."
+    )
+
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"device.timezone: unknown time zone {self.timezone!r}") from None
 
     @property
     def device_id(self) -> str:
@@ -90,8 +106,73 @@ class DecoderConfig:
 class VerifyConfig:
     """Local certificate verification."""
 
+    trust_source: str = setting(
+        "auto",
+        doc="bundle (signed trust bundle only), folder (unsigned dev mode: trust_dir) or "
+        "auto (the bundle when installed, else trust_dir when it exists).",
+        choices=("auto", "bundle", "folder"),
+    )
     trust_dir: Path = setting(
-        Path("/etc/kiosk/trust"), doc="Folder of trusted signer certificates (PEM or DER)."
+        Path("/etc/kiosk/trust"),
+        doc="Dev mode: folder of trusted signer certificates (PEM or DER), unsigned.",
+    )
+    bundle_file: str = setting(
+        "trust-bundle.cose", doc="Installed signed trust bundle, inside device.data_dir."
+    )
+    authority_keys: Path = setting(
+        Path("/etc/kiosk/authority"),
+        doc="Central authority Ed25519 public key(s): one PEM file or a folder of *.pem.",
+    )
+    on_expired: str = setting(
+        "deny",
+        doc="Trust bundle older than max age + grace: deny (TRUST_EXPIRED) or allow "
+        "(keep verifying; status shows expired; staff the lane).",
+        choices=("deny", "allow"),
+    )
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    """Trusted time on a device without a real-time clock."""
+
+    unsynchronised: str = setting(
+        "hold",
+        doc="Clock not synchronised: hold (never below the high-water mark), allow (as hold, "
+        "and the clock advances the mark) or deny (every scan CLOCK_UNTRUSTED).",
+        choices=("hold", "allow", "deny"),
+    )
+    probe: str = setting(
+        "adjtimex",
+        doc="How to tell the clock is synchronised: adjtimex (kernel), timesyncd (flag "
+        "file) or none (never: rely on the high-water mark).",
+        choices=("adjtimex", "timesyncd", "none"),
+    )
+    state_file: str = setting(
+        "clock.json", doc="High-water mark of trusted time, inside device.data_dir."
+    )
+    persist_interval_s: float = setting(
+        300.0, doc="Write the high-water mark at most this often.", min=10, max=86400
+    )
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Entry rules: the scan mode of this site and its overrides of the bundle's rules."""
+
+    mode: str = setting(
+        "",
+        doc="Scan mode (3G, 2G, booster, any or a bundle-defined one); empty = the "
+        "bundle's default mode (any in unsigned dev mode).",
+    )
+    test_naa_max_hours: int = setting(
+        0, doc="Largest NAA/PCR test age in hours; 0 = the bundle's (72).", min=0, max=720
+    )
+    test_rat_max_hours: int = setting(
+        0, doc="Largest rapid antigen test age in hours; 0 = the bundle's (24).", min=0, max=720
+    )
+    recovery_max_days: int = setting(
+        0, doc="Largest days since the first positive test; 0 = the bundle's (180).",
+        min=0, max=3650,
     )
 
 
@@ -118,6 +199,51 @@ class GateConfig:
         min=0.5,
         max=30,
     )
+    relay_mode: str = setting(
+        "pulse",
+        doc="pulse (relay_pulse_ms per grant) or hold (relay on until passage or timeout).",
+        choices=("pulse", "hold"),
+    )
+    passage_timeout_s: float = setting(
+        10.0,
+        doc="A grant with no passage within this time is counted unused_grant.",
+        min=1,
+        max=RELAY_HOLD_HARD_MAX_S,
+    )
+    passback_window_s: float = setting(
+        300.0,
+        doc="The same certificate is refused again within this time; 0 turns it off.",
+        min=0,
+        max=86400,
+    )
+    amber_led_pin: int = setting(12, doc="BCM pin of the amber (status) LED.", min=2, max=27)
+    buzzer_pin: int | None = setting(13, doc="BCM pin of the buzzer; unset = none.", min=2, max=27)
+    buzzer_active_high: bool = setting(True, doc="True if the buzzer sounds on a high pin.")
+    passage_pin: int = setting(23, doc="BCM pin of the passage (beam) sensor.", min=2, max=27)
+    passage_active_high: bool = setting(
+        False, doc="True if the sensor pin is high while someone is in the beam."
+    )
+    fire_alarm_pin: int | None = setting(
+        24, doc="BCM pin of the fire-alarm NC contact; unset = none.", min=2, max=27
+    )
+    fire_alarm_active_high: bool = setting(
+        True, doc="True if the pin is high in alarm (NC contact to ground, pull-up)."
+    )
+    exit_button_pin: int | None = setting(
+        None, doc="BCM pin of the exit push button (to ground); unset = none.", min=2, max=27
+    )
+    arm_feedback_pin: int | None = setting(
+        None, doc="BCM pin of the arm-position switch (to ground); unset = none.", min=2, max=27
+    )
+    arm_feedback_timeout_s: float = setting(
+        1.5, doc="Relay on but the arm did not move within this time: a fault.", min=0.2, max=10
+    )
+    debounce_ms: int = setting(
+        50,
+        doc="An input level counts once stable this long (sampled, 2+ samples).",
+        min=0,
+        max=1000,
+    )
 
 
 @dataclass(frozen=True)
@@ -140,6 +266,18 @@ class CountsConfig:
     """Local, durable counters."""
 
     db_file: str = setting("counts.sqlite", doc="SQLite file name inside device.data_dir.")
+    bucket_s: int = setting(
+        60, doc="Time-series interval of counts messages, seconds.", min=10, max=3600
+    )
+    outbox_max_rows: int = setting(
+        100_000,
+        doc="Above this many queued reports, old ones are merged.",
+        min=1000,
+        max=10_000_000,
+    )
+    outbox_max_mb: int = setting(
+        64, doc="Above this database size in MiB, old reports are merged.", min=1, max=4096
+    )
 
 
 @dataclass(frozen=True)
@@ -159,6 +297,21 @@ class MqttConfig:
         min=0,
         max=120,
     )
+    tls_ca: Path | None = setting(None, doc="CA certificate (PEM) of the broker; set = use TLS.")
+    tls_cert: Path | None = setting(None, doc="This gate's client certificate (PEM).")
+    tls_key: Path | None = setting(None, doc="The private key of tls_cert (PEM).")
+    username: str = setting("", doc="MQTT user name; empty = none.")
+    password_file: Path | None = setting(None, doc="File holding the MQTT password.")
+    discovery: bool = setting(True, doc="Announce the gate to Home Assistant (MQTT discovery).")
+    discovery_prefix: str = setting("homeassistant", doc="Home Assistant discovery prefix.")
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("mqtt.tls_cert and mqtt.tls_key must be set together")
+        if self.tls_cert is not None and self.tls_ca is None:
+            raise ConfigError("mqtt.tls_cert: requires mqtt.tls_ca (client certificates need TLS)")
+        if self.password_file is not None and not self.username:
+            raise ConfigError("mqtt.password_file: requires mqtt.username")
 
 
 @dataclass(frozen=True)
@@ -169,6 +322,60 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class NikConfig:
+    """KTP number (NIK) entry: site policy, the signed status list, input device."""
+
+    mode: str = setting(
+        "off",
+        doc="off (NIK entry refused), list (signed offline status list) or manual (staff check).",
+        choices=("off", "list", "manual"),
+    )
+    list_dir: Path = setting(
+        Path("/var/lib/kiosk/niklist"), doc="Folder of the installed NIK status list."
+    )
+    on_list_unavailable: str = setting(
+        "deny",
+        doc="list mode with no valid, unexpired list: deny or manual (staff check).",
+        choices=("deny", "manual"),
+    )
+    verify_data_on_load: str = setting(
+        "changed",
+        doc="Hash the list data at start: changed (only if altered since install) or always.",
+        choices=("changed", "always"),
+    )
+    rate_burst: int = setting(5, doc="NIK attempts allowed in a burst.", min=1, max=100)
+    rate_per_minute: float = setting(
+        6.0, doc="Sustained NIK attempts per minute after the burst.", min=0.1, max=600
+    )
+    entry_timeout_s: float = setting(
+        20.0, doc="A half-typed NIK is cleared after this many seconds idle.", min=5, max=300
+    )
+    manual_timeout_s: float = setting(
+        60.0,
+        doc="A manual KTP check not answered by staff in this time is refused.",
+        min=5,
+        max=600,
+    )
+    input: str = setting(
+        "none",
+        doc="NIK input device: none, keypad (evdev), serial (e-KTP reader) or terminal.",
+        choices=("none", "keypad", "serial", "terminal"),
+    )
+    keypad_device: str = setting(
+        "", doc="keypad: /dev/input/... path or the device name as the kernel reports it."
+    )
+    serial_port: str = setting("/dev/ttyUSB0", doc="serial: the e-KTP reader's serial port.")
+    serial_baud: int = setting(9600, doc="serial: baud rate.", min=1200, max=921600)
+    serial_pattern: str = setting(
+        r"(?<![0-9])([0-9]{16})(?![0-9])",
+        doc="serial: regular expression whose first group is the NIK in a line.",
+    )
+    serial_terminator: str = setting(
+        "lf", doc="serial: line terminator: lf, cr or crlf.", choices=("lf", "cr", "crlf")
+    )
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     """The whole configuration tree."""
 
@@ -176,11 +383,14 @@ class KioskConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     counts: CountsConfig = field(default_factory=CountsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    nik: NikConfig = field(default_factory=NikConfig)
 
     @property
     def counts_db_path(self) -> Path:

@@ -102,7 +102,10 @@ _MESSAGES: dict[Reason, Message] = {
     Reason.ALREADY_ADMITTED: _m(
         "SERTIFIKAT SUDAH DIPAKAI",
         "ALREADY USED TO ENTER",
-        _ASK_STAFF,
+        (
+            "Sertifikat ini baru saja dipakai masuk di sini; satu sertifikat untuk satu orang",
+            "This certificate was just used to enter here; one certificate per person",
+        ),
     ),
     Reason.NIK_INVALID: _m(
         "NIK TIDAK VALID",
@@ -111,10 +114,29 @@ _MESSAGES: dict[Reason, Message] = {
     ),
     Reason.NIK_NOT_LISTED: _m("NIK TIDAK TERDAFTAR", "ID NUMBER NOT REGISTERED", _ASK_STAFF),
     Reason.NIK_DISABLED: _m("NIK TIDAK AKTIF", "ID NUMBER NOT ACTIVE", _ASK_STAFF),
+    Reason.NIK_RATE_LIMITED: _m(
+        "TERLALU BANYAK PERCOBAAN",
+        "TOO MANY ATTEMPTS",
+        ("Tunggu sebentar atau minta bantuan petugas", "Wait a moment or ask staff for help"),
+    ),
+    Reason.NIK_LIST_UNAVAILABLE: _m(
+        "CEK NIK TIDAK TERSEDIA", "ID NUMBER CHECK UNAVAILABLE", _ASK_STAFF
+    ),
+    Reason.NIK_STAFF_CHECK: _m(
+        "TUNGGU PETUGAS",
+        "PLEASE WAIT FOR STAFF",
+        ("Tunjukkan KTP Anda kepada petugas", "Show your KTP (ID card) to the staff"),
+    ),
+    Reason.NIK_STAFF_REFUSED: _m("KTP TIDAK DITERIMA", "ID CARD NOT ACCEPTED", _ASK_STAFF),
     Reason.INTERNAL_ERROR: _m(
         "TERJADI KESALAHAN",
         "SOMETHING WENT WRONG",
         ("Coba lagi atau minta bantuan petugas", "Try again or ask staff for help"),
+    ),
+    Reason.CLOCK_UNTRUSTED: _m(
+        "JAM GERBANG BELUM SINKRON",
+        "GATE CLOCK NOT SYNCHRONISED",
+        ("Silakan minta bantuan petugas", "Please ask staff for help"),
     ),
 }
 

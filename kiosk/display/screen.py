@@ -124,6 +124,14 @@ class Screen:
         """
         self._show(decision_view(decision))
 
+    def show_view(self, view: View) -> None:
+        """Show any view (emergency, fault, NIK prompt ...; see :mod:`kiosk.display.views`).
+
+        Raises:
+            DisplayError: SDL failed to draw or flip.
+        """
+        self._show(view)
+
     def _show(self, view: View) -> None:
         if self._surface is None:
             log.debug("display: show after close ignored")
@@ -200,6 +208,9 @@ class NullScreen:
         """Do nothing."""
 
     def show_decision(self, decision: Decision) -> None:
+        """Do nothing."""
+
+    def show_view(self, view: View) -> None:
         """Do nothing."""
 
     def poll_quit(self) -> bool:

@@ -5,11 +5,11 @@
 * :class:`MqttPublisher` (its own ``kiosk-outbox`` thread) sends the queued
   reports at QoS 1 and deletes each one only after the broker's PUBACK.
 
-Wiring (the scan loop owns the store, the publisher owns its thread)::
+Wiring (the scan loop owns the store, the publisher owns its thread); the
+helpers in :mod:`kiosk.telemetry.wiring` do this from the configuration::
 
-    store = CountStore(cfg.counts_db_path, cfg.device.device_id)
-    publisher = MqttPublisher(cfg.mqtt, cfg.mqtt_topic_root, cfg.device.device_id,
-                              cfg.counts_db_path)
+    store = open_count_store(cfg)          # CountStore(db, device_id, bucket_s=..., ...)
+    publisher = make_publisher(cfg, store, verifier)
     publisher.start()                      # returns at once, even with no network
     ...
     store.record(decision, clock.now())    # per scan: durable before the gate moves on
@@ -23,8 +23,10 @@ The topic contract is documented in ``docs/mqtt.md``.
 """
 
 from kiosk.telemetry.net import broker_reachable
-from kiosk.telemetry.publisher import MqttPublisher, PublisherStats
-from kiosk.telemetry.store import CountStore, OutboxMessage, OutboxReader
+from kiosk.telemetry.outbox import OutboxMessage, OutboxReader
+from kiosk.telemetry.publisher import MqttPublisher
+from kiosk.telemetry.stats import PublisherStats
+from kiosk.telemetry.store import CountStore
 
 __all__ = [
     "CountStore",

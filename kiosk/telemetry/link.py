@@ -11,12 +11,23 @@ Protocol: MQTT v5 first. A broker that refuses v5 ("unsupported protocol
 version") gets a fresh 3.1.1 client; paho's ``protocol`` is fixed per client,
 so the link replaces the client and bumps ``generation``, and acks of the old
 client are dropped (their rows are still in the outbox and are sent again).
+
+Security: with ``mqtt.tls_ca`` set the link speaks TLS (server verified against
+that CA, host name checked) and presents ``mqtt.tls_cert``/``tls_key`` as its
+per-device client certificate; ``mqtt.username`` with a password read from
+``mqtt.password_file`` (never from the config text, never logged).
+
+Inbound: the only subscription is Home Assistant's birth topic
+(``<discovery_prefix>/status``). Its handler compares the payload with the
+literal ``online`` and sets a latch; it holds no reference to the gate, so no
+MQTT message can open a turnstile.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,13 +39,34 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from kiosk.config.schema import MqttConfig
+from kiosk.errors import TelemetryError
 from kiosk.telemetry.payloads import OFFLINE, ONLINE
 
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL = 132  # CONNACK "Unsupported protocol version" (v5 0x84; v3 rc 1 maps here)
-CONTROL_HEADROOM = 4
-"""paho in-flight slots for availability/status beyond the counts window."""
+CONTROL_HEADROOM = 16
+"""paho in-flight slots for availability, status and discovery beyond the counts window."""
+_MAX_BIRTH_PAYLOAD = 16  # Home Assistant sends "online"/"offline"; anything longer is ignored
+
+
+class _QuietNoConn(logging.Filter):
+    """Demote paho 2.2's "Client is not connected" ERROR to DEBUG.
+
+    paho logs it from its network loop whenever the socket is gone, i.e. on every
+    outage and every clean stop; at ERROR it would flood journald with noise.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Client is not conn"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            # Handlers do not re-check the logger's level: drop it unless DEBUG is on.
+            return _PAHO_LOG.isEnabledFor(logging.DEBUG)
+        return True
+
+
+_PAHO_LOG = logging.getLogger(f"{__name__}.paho")
+_PAHO_LOG.addFilter(_QuietNoConn())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +89,7 @@ class MqttLink:
         inflight: paho's in-flight limit for QoS 1 messages.
         wake: called (from paho's thread) whenever something happened; must not block.
         on_error: receives short reason-code texts for status; must not block.
+        birth_topic: Home Assistant's status topic to watch, or None.
     """
 
     def __init__(
@@ -68,8 +101,11 @@ class MqttLink:
         inflight: int,
         wake: Callable[[], None],
         on_error: Callable[[str], None],
+        birth_topic: str | None = None,
     ) -> None:
         self._cfg = cfg
+        self._birth_topic = birth_topic
+        self._birth_seen = False
         self._client_id = client_id
         self._availability = availability_topic
         self._inflight = inflight
@@ -104,8 +140,19 @@ class MqttLink:
         return self._protocol
 
     def open(self) -> None:
-        """Start connecting in the background; returns at once. Call once."""
+        """Start connecting in the background; returns at once. Call once.
+
+        Raises:
+            TelemetryError: the TLS files or the password file cannot be read
+                (the message names the file, never its content).
+        """
         self._client = self._make_client()
+
+    def take_birth(self) -> bool:
+        """True once after Home Assistant announced ``online`` (to re-send discovery)."""
+        with self._lock:
+            flag, self._birth_seen = self._birth_seen, False
+        return flag
 
     def take_just_connected(self) -> bool:
         """True once after each successful connect (to send status). Drain thread."""
@@ -183,16 +230,46 @@ class MqttLink:
             protocol=self._protocol,
             userdata=self._generation,
         )
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.enable_logger(_PAHO_LOG)
+        self._secure(client)
         client.reconnect_delay_set(1, 60)
         client.max_inflight_messages_set(self._inflight)
         client.will_set(self._availability, OFFLINE, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s)
         client.loop_start()
         return client
+
+    def _secure(self, client: mqtt.Client) -> None:
+        cfg = self._cfg
+        if cfg.tls_ca is not None:
+            try:
+                # PROTOCOL_TLS_CLIENT: TLS 1.2+ with certificate and host name checks on.
+                client.tls_set(
+                    ca_certs=str(cfg.tls_ca),
+                    certfile=None if cfg.tls_cert is None else str(cfg.tls_cert),
+                    keyfile=None if cfg.tls_key is None else str(cfg.tls_key),
+                    cert_reqs=ssl.CERT_REQUIRED,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise TelemetryError(
+                    f"cannot load TLS files {cfg.tls_ca}, {cfg.tls_cert}, {cfg.tls_key}: {reason}"
+                ) from None  # from None: the chained error may quote a key file's path only
+        if cfg.username:
+            password = None
+            if cfg.password_file is not None:
+                try:
+                    password = cfg.password_file.read_text(encoding="utf-8").strip("\r\n")
+                except OSError as exc:
+                    raise TelemetryError(
+                        f"cannot read mqtt.password_file {cfg.password_file}: {exc.strerror}"
+                    ) from None
+            client.username_pw_set(cfg.username, password)
 
     # paho callbacks: run on paho's network thread. No blocking, no SQLite.
 
@@ -216,6 +293,8 @@ class MqttLink:
             return
         # publish() only queues a packet for this very thread to write: non-blocking.
         client.publish(self._availability, ONLINE, qos=1, retain=True)
+        if self._birth_topic is not None:
+            client.subscribe(self._birth_topic, qos=1)
         self._connected.set()
         with self._lock:
             self._connects += 1
@@ -235,10 +314,11 @@ class MqttLink:
             return
         was_connected = self._connected.is_set()
         self._connected.clear()
-        if reason_code.is_failure and not self._closing:
+        # After a refused CONNECT paho also reports a disconnect; keep the refusal's
+        # reason (e.g. "Not authorized") in status rather than this generic one.
+        if reason_code.is_failure and not self._closing and was_connected:
             self._on_error(f"disconnected: {reason_code}")
-            if was_connected:
-                log.warning("lost MQTT connection: %s; counts stay queued", reason_code)
+            log.warning("lost MQTT connection: %s; counts stay queued", reason_code)
         self._wake()
 
     def _on_publish(
@@ -250,4 +330,17 @@ class MqttLink:
         properties: Properties,
     ) -> None:
         self._acks.put((int(generation), Ack(mid, reason_code.is_failure, str(reason_code))))
+        self._wake()
+
+    def _on_message(self, client: mqtt.Client, generation: Any, msg: mqtt.MQTTMessage) -> None:
+        # Untrusted input. Only the exact birth topic and the literal "online" count;
+        # everything else is ignored without parsing. The only effect is a latch that
+        # makes the drain thread re-send discovery configs: nothing reaches the gate.
+        if generation != self._generation or msg.topic != self._birth_topic:
+            return
+        payload = bytes(msg.payload)
+        if len(payload) > _MAX_BIRTH_PAYLOAD or payload.strip() != ONLINE:
+            return
+        with self._lock:
+            self._birth_seen = True
         self._wake()

@@ -1,16 +1,22 @@
-"""The JSON payloads of the MQTT topic contract (see ``docs/mqtt.md``).
+"""The JSON payloads of the MQTT topic contract (see ``docs/mqtt.md``, ``docs/asyncapi.yaml``).
 
 Pure functions: no I/O, no clock of their own. Every payload carries ``"v": 1``
 so receivers can tell contract versions apart, and none carries personal data:
 a :class:`~kiosk.decision.Decision` contributes only its result, reason code and
 input kind, never ``holder_masked`` or ``detail``.
+
+A ``counts`` message covers the counted changes ``seq_first`` … ``seq``
+(inclusive; one change unless the outbox was coalesced or changes were held in
+memory while the disk was full), with their sum in ``delta`` and the cumulative
+``totals`` after the last of them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +27,25 @@ PAYLOAD_VERSION = 1
 
 ONLINE = b"online"
 OFFLINE = b"offline"
+
+ALARM_EVENTS = frozenset({"tailgate", "unauthorised_passage", "emergency_open", "fire_alarm"})
+"""Gate event counters that are also published on ``<root>/events`` as alarms."""
+CLEAR_EVENTS = frozenset({"emergency_clear"})
+FAULT_PREFIX = "fault."
+"""Counters named ``fault.<part>`` (``fault.arm``, ``fault.store`` …) are faults."""
+
+STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "mode": str,
+    "bundle_version": (str, int),
+    "bundle_age_s": (int, float),
+    "clock_state": str,
+    "camera_fps": (int, float),
+    "decoder": str,
+    "last_error": str,
+    "store_unsaved": int,
+}
+"""What a status provider may report, with the accepted types; anything else is dropped."""
+_MAX_TEXT = 80  # status strings are codes, never free text: cap them
 
 
 def iso_utc(at: datetime) -> str:
@@ -35,8 +60,13 @@ def iso_utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _dumps(obj: Mapping[str, Any]) -> bytes:
-    # Compact and key-sorted: stable bytes make payloads easy to diff and test.
+def parse_utc(text: str) -> datetime:
+    """Inverse of :func:`iso_utc`."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def dumps(obj: Mapping[str, Any]) -> bytes:
+    """Compact, key-sorted JSON: stable bytes make payloads easy to diff and test."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
@@ -53,43 +83,6 @@ def total_names(decision: Decision) -> tuple[str, ...]:
     return tuple(names)
 
 
-def counts_payload(
-    *,
-    device_id: str,
-    store_id: str,
-    boot: int,
-    seq: int,
-    at: datetime,
-    change: Mapping[str, str],
-    totals: Mapping[str, int],
-) -> bytes:
-    """The ``<root>/counts`` message for one counted change.
-
-    Args:
-        device_id: ``<site>/<gate>``.
-        store_id: random id of the count database (changes only if the database is
-            recreated, e.g. a new SD card); with ``seq`` it identifies the message.
-        boot: the store's boot counter when the decision was recorded.
-        seq: the outbox sequence number (gapless, monotonic per ``store_id``).
-        at: when the decision was made (timezone-aware).
-        change: what was counted: :func:`decision_change` for a decision, or
-            ``{"event": name}`` for a gate event (passage, tailgate, ...).
-        totals: all cumulative totals *after* this change.
-    """
-    return _dumps(
-        {
-            "v": PAYLOAD_VERSION,
-            "device": device_id,
-            "store": store_id,
-            "boot": boot,
-            "seq": seq,
-            "ts": iso_utc(at),
-            **change,
-            "totals": dict(totals),
-        }
-    )
-
-
 def decision_change(decision: Decision) -> dict[str, str]:
     """The fields of a ``counts`` message that describe a decision (no personal data)."""
     return {
@@ -97,6 +90,117 @@ def decision_change(decision: Decision) -> dict[str, str]:
         "reason": decision.reason.value,
         "input": decision.input.value,
     }
+
+
+def event_kind(name: str) -> str | None:
+    """``"alarm"``, ``"clear"`` or ``"fault"`` for counters published on ``events``; else None."""
+    if name in ALARM_EVENTS:
+        return "alarm"
+    if name in CLEAR_EVENTS:
+        return "clear"
+    if name.startswith(FAULT_PREFIX):
+        return "fault"
+    return None
+
+
+def bucket(at_first: datetime, at_last: datetime, bucket_s: int) -> dict[str, Any]:
+    """The aligned UTC interval ``[start, start + s)`` holding both instants.
+
+    ``s`` is a whole multiple of ``bucket_s`` seconds (exactly ``bucket_s`` for a
+    single change), aligned to the UNIX epoch, so buckets of all gates line up.
+    """
+    first = math.floor(at_first.timestamp() / bucket_s) * bucket_s
+    last = math.floor(at_last.timestamp() / bucket_s) * bucket_s
+    start = datetime.fromtimestamp(first, UTC)
+    return {"start": iso_utc(start), "s": last - first + bucket_s}
+
+
+@dataclass(frozen=True, slots=True)
+class CountsHeader:
+    """Identity of one ``counts`` message (see :func:`counts_payload`)."""
+
+    device_id: str
+    store_id: str
+    boot: int
+    seq_first: int
+    seq: int
+
+
+def counts_payload(
+    head: CountsHeader,
+    *,
+    at_first: datetime,
+    at: datetime,
+    bucket_s: int,
+    change: Mapping[str, str],
+    delta: Mapping[str, int],
+    totals: Mapping[str, int],
+) -> bytes:
+    """The ``<root>/counts`` message for the counted changes ``head.seq_first..head.seq``.
+
+    Args:
+        head: ``device_id`` (``<site>/<gate>``), ``store_id`` (random id of the count
+            database; changes only if it is recreated), ``boot`` (the store's boot
+            counter when counted) and the inclusive range of change numbers.
+        at_first, at: when the first and the last covered change happened (aware).
+        bucket_s: the time-series interval in seconds (``counts.bucket_s``).
+        change: for a single change, what it was: :func:`decision_change` or
+            ``{"event": name}``; empty for a range.
+        delta: how much each counter grew over the covered changes.
+        totals: all cumulative totals *after* the last covered change.
+    """
+    return dumps(
+        {
+            "v": PAYLOAD_VERSION,
+            "device": head.device_id,
+            "store": head.store_id,
+            "boot": head.boot,
+            "seq": head.seq,
+            "seq_first": head.seq_first,
+            "ts": iso_utc(at),
+            "ts_first": iso_utc(at_first),
+            "bucket": bucket(at_first, at, bucket_s),
+            **change,
+            "delta": dict(delta),
+            "totals": dict(totals),
+        }
+    )
+
+
+def event_payload(
+    *, device_id: str, store_id: str, seq: int, at: datetime, event: str, kind: str
+) -> bytes:
+    """The ``<root>/events`` message of an alarm/fault counter (``seq`` of its counts change)."""
+    return dumps(
+        {
+            "v": PAYLOAD_VERSION,
+            "device": device_id,
+            "store": store_id,
+            "seq": seq,
+            "ts": iso_utc(at),
+            "event": event,
+            "kind": kind,
+        }
+    )
+
+
+def clean_status_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep only the known status fields with the right types; others become null.
+
+    A status provider is other people's code: this keeps free text, names or
+    anything unexpected out of a retained topic whatever it returns.
+    """
+    out: dict[str, Any] = {}
+    for name, kinds in STATUS_FIELDS.items():
+        value = raw.get(name)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            value = None
+        elif isinstance(value, str):
+            value = value[:_MAX_TEXT]
+        elif isinstance(value, float):
+            value = round(value, 1) if math.isfinite(value) else None
+        out[name] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +216,33 @@ class StatusInfo:
     acked: int
     reconnects: int
     last_error: str | None
+    day: str = ""
+    today: Mapping[str, int] = field(default_factory=dict)
+    gate: Mapping[str, Any] = field(default_factory=dict)
 
 
 def status_payload(info: StatusInfo, at: datetime) -> bytes:
-    """The retained ``<root>/status`` JSON (``uptime_s`` in whole seconds)."""
-    return _dumps(
+    """The retained ``<root>/status`` JSON (``uptime_s`` in whole seconds).
+
+    ``gate`` fields come from the status provider after :func:`clean_status_fields`;
+    top-level ``last_error`` is the gate's (provider), ``outbox.last_error`` MQTT's.
+    """
+    today = dict(info.today)
+    return dumps(
         {
             "v": PAYLOAD_VERSION,
             "device": info.device_id,
             "version": info.version,
             "ts": iso_utc(at),
             "uptime_s": round(info.uptime_s),
+            **clean_status_fields(info.gate),
             "totals": dict(info.totals),
+            "today": {
+                "date": info.day,
+                **today,
+                "allowed": today.get("allowed", 0),
+                "denied": today.get("denied", 0),
+            },
             "outbox": {
                 "pending": info.pending,
                 "published": info.published,

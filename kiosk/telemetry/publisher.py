@@ -10,6 +10,16 @@ Threads and what they own:
 * the caller's thread calls :meth:`MqttPublisher.start`, ``notify``, ``drain``
   and ``stop``.
 
+Status is published retained on every connect, at least every
+``status_interval_s`` and, after new counts, at most every
+``status_min_interval_s`` (so dashboards follow within seconds without a status
+per scan). Home Assistant discovery configs go out on every connect and when
+Home Assistant announces ``online`` on its status topic.
+
+No PUBACK timeout while connected: MQTT allows re-sending a QoS 1 message only
+after a reconnect (paho does that with DUP), and a broker that stops answering
+is detected by the keepalive, which drops the link and triggers exactly that.
+
 Delivery: outbox rows go out at QoS 1 with at most ``window`` in flight, and a row
 is deleted only when ``on_publish`` reports the broker's PUBACK for its mid. Rows
 in flight when the connection drops are re-sent after reconnect (paho resends its
@@ -23,41 +33,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 from paho.mqtt.client import error_string
 from paho.mqtt.enums import MQTTErrorCode
 
 import kiosk
 from kiosk.config.schema import MqttConfig
+from kiosk.errors import TelemetryError
+from kiosk.telemetry.discovery import discovery_messages
 from kiosk.telemetry.link import CONTROL_HEADROOM, MqttLink
+from kiosk.telemetry.outbox import OutboxReader
 from kiosk.telemetry.payloads import StatusInfo, status_payload
-from kiosk.telemetry.store import OutboxReader
+from kiosk.telemetry.stats import PublisherStats, ask_provider
 
 log = logging.getLogger(__name__)
 
 _QUEUED = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # paho keeps both
 _REFUSED_RETRY_S = 30.0  # pause after the broker refused an outbox message
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherStats:
-    """A snapshot of the publisher's counters.
-
-    ``published`` counts outbox rows handed to paho (re-sends included), ``acked``
-    rows deleted after PUBACK, ``reconnects`` successful connections after the
-    first. ``last_error`` is a reason-code text, never payload or exception text.
-    """
-
-    connected: bool
-    published: int
-    acked: int
-    reconnects: int
-    last_error: str | None
-    pending: int | None
 
 
 class MqttPublisher:
@@ -77,9 +73,16 @@ class MqttPublisher:
             without :meth:`notify` (a safety net, not the normal path); default 5.
         clock: monotonic seconds, for uptime and scheduling.
         wall_clock: aware "now" for status timestamps.
+        status_provider: the gate's health for status (fields in
+            :data:`~kiosk.telemetry.payloads.STATUS_FIELDS`). Called on the drain
+            thread: must be quick; missing keys, wrong types or an exception
+            make those fields null.
+        timezone: the gate's local zone for the "today" counters (default UTC).
+        status_min_interval_s: least seconds between status updates caused by new
+            counts (default 5).
 
     Raises:
-        ValueError: ``window`` < 1.
+        ValueError: ``window`` outside 1 .. 200.
     """
 
     def __init__(
@@ -95,9 +98,12 @@ class MqttPublisher:
         poll_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        status_provider: Callable[[], Mapping[str, Any]] | None = None,
+        timezone: tzinfo = UTC,
+        status_min_interval_s: float = 5.0,
     ) -> None:
-        if window < 1:
-            raise ValueError("window must be at least 1")
+        if not 1 <= window <= 200:
+            raise ValueError("window must be 1 .. 200 (the outbox compactor protects 256 rows)")
         self._cfg = cfg
         self._root = topic_root.rstrip("/")
         self._device_id = device_id
@@ -107,6 +113,9 @@ class MqttPublisher:
         self._poll_s = poll_s
         self._clock = clock
         self._wall_clock = wall_clock
+        self._status_provider = status_provider
+        self._tz = timezone
+        self._status_min_s = status_min_interval_s
         self._started_at = clock()
         self.availability_topic = f"{self._root}/availability"
         self.status_topic = f"{self._root}/status"
@@ -120,6 +129,7 @@ class MqttPublisher:
         self._pending: int | None = None  # outbox size last counted by the drain thread
         self._drain_epoch = 0  # bumped by drain(); the thread echoes it once it has counted
         self._counted_epoch = 0
+        self._dirty = False  # new counts since the last status
 
         self._link = MqttLink(
             cfg,
@@ -128,6 +138,7 @@ class MqttPublisher:
             inflight=window + CONTROL_HEADROOM,
             wake=self._kick,
             on_error=self._set_error,
+            birth_topic=f"{cfg.discovery_prefix}/status" if cfg.discovery else None,
         )
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -167,14 +178,25 @@ class MqttPublisher:
         if not self._cfg.enabled:
             log.info("MQTT disabled: counts stay queued in %s", self._db_path)
             return
-        self._link.open()
+        try:
+            self._link.open()
+        except TelemetryError as exc:
+            # A bad certificate path must not stop the gate: it decides and counts,
+            # and the reports wait in the outbox until the configuration is fixed.
+            log.error("MQTT not started: %s; counts stay queued", exc)
+            self._set_error("tls: cannot load certificates")
+            self._stopped = True
+            return
         self._thread = threading.Thread(target=self._run, name="kiosk-outbox", daemon=True)
         self._thread.start()
         log.info("publishing to %s:%d under %s", self._cfg.host, self._cfg.port, self._root)
 
     def notify(self) -> None:
         """Tell the drain thread that new rows were queued. Never blocks."""
-        self._kick()
+        with self._cond:
+            self._dirty = True
+            self._wake = True
+            self._cond.notify_all()
 
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until the broker acknowledged every row.
@@ -245,12 +267,16 @@ class MqttPublisher:
 
     def _run(self) -> None:
         reader: OutboxReader | None = None
-        next_status = 0.0
+        next_status = next_count = 0.0
+        last_status = -1e9
         try:
             while not self._stop_event.is_set():
                 timeout = self._poll_s
                 if self.connected:  # wake up in time for the periodic status
-                    timeout = max(0.0, min(timeout, next_status - self._clock()))
+                    due = next_status
+                    if self._dirty:
+                        due = min(due, last_status + self._status_min_s)
+                    timeout = max(0.0, min(timeout, due - self._clock()))
                 with self._cond:
                     if not self._wake:
                         self._cond.wait(timeout)
@@ -266,11 +292,24 @@ class MqttPublisher:
                     self._take_acks(reader)
                     if self.connected:
                         now = self._clock()
-                        if self._link.take_just_connected() or now >= next_status:
+                        connected_now = self._link.take_just_connected()
+                        if connected_now or self._link.take_birth():
+                            self._announce()
+                        dirty_due = self._dirty and now >= last_status + self._status_min_s
+                        if connected_now or now >= next_status or dirty_due:
+                            with self._cond:
+                                self._dirty = False
                             self._publish_status(reader)
-                            next_status = now + self._status_interval_s
+                            next_status, last_status = now + self._status_interval_s, now
                         self._fill_window(reader)
-                    pending = reader.pending_count()
+                    # Emptiness (what drain() needs) on every step; the exact number
+                    # (a table scan, slow with 100,000 queued) at most once a second.
+                    if not reader.has_pending():
+                        pending, next_count = 0, 0.0
+                    elif self._clock() >= next_count:
+                        pending, next_count = reader.pending_count(), self._clock() + 1.0
+                    else:
+                        pending = max(1, self._pending or 1)
                     with self._cond:
                         self._pending = pending
                         self._counted_epoch = epoch
@@ -326,8 +365,18 @@ class MqttPublisher:
             with self._cond:
                 self._published += sent
 
+    def _announce(self) -> None:
+        cfg, root, version = self._cfg, self._root, kiosk.__version__
+        messages = discovery_messages(
+            prefix=cfg.discovery_prefix, device_id=self._device_id, root=root, version=version
+        )
+        for topic, payload in messages if cfg.discovery else ():
+            self._link.publish(topic, payload, 1, True)
+
     def _publish_status(self, reader: OutboxReader) -> None:
         stats = self.stats()
+        now = self._wall_clock()
+        day = now.astimezone(self._tz).date().isoformat()
         info = StatusInfo(
             device_id=self._device_id,
             version=kiosk.__version__,
@@ -338,8 +387,11 @@ class MqttPublisher:
             acked=stats.acked,
             reconnects=stats.reconnects,
             last_error=stats.last_error,
+            day=day,
+            today=reader.day_totals(day),
+            gate=ask_provider(self._status_provider),
         )
-        self._link.publish(self.status_topic, status_payload(info, self._wall_clock()), 1, True)
+        self._link.publish(self.status_topic, status_payload(info, now), 1, True)
 
 
 __all__ = ["MqttPublisher", "PublisherStats"]

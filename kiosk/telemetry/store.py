@@ -1,9 +1,17 @@
-"""Durable counts and their outbox: one SQLite file, one transaction per decision.
+"""Durable counts and their outbox: one SQLite file, one transaction per change.
 
 Why one transaction: a gate can lose power at any instant. :meth:`CountStore.record`
 increments the cumulative totals *and* queues the ``counts`` report for them in a
 single SQLite transaction (WAL, ``synchronous=FULL``), so after a power cut either
 both are on disk or neither is; a count can never exist without its report.
+
+When the disk refuses the write (full, I/O error, locked for longer than the busy
+timeout) the change is *held in memory* instead: the gate keeps deciding,
+:meth:`CountStore.totals` stays exact, :meth:`CountStore.health` reports it, and
+the next successful write folds every held change into the database in the same
+transaction as the new one (one ``counts`` message covering the held range, plus
+a ``fault.store`` event). Held changes are lost only if the process dies before
+the disk has room again; that is the one window we cannot close without a disk.
 
 Thread ownership (one connection per thread, never shared):
 
@@ -14,15 +22,9 @@ Thread ownership (one connection per thread, never shared):
   ``kiosk-outbox`` thread (``check_same_thread`` stays on as a guard). It reads
   pending rows and totals and deletes rows once the broker acknowledged them.
 
-Both connections may write (record vs. ack); SQLite serialises them with a busy
-timeout of :data:`BUSY_TIMEOUT_S`, and every write is a short ``BEGIN IMMEDIATE``
-transaction, so :meth:`CountStore.record` waits at most milliseconds on the
-publisher and never on the network.
-
-Sequence numbers: the outbox ``seq`` is the per-device message number. The table
-uses ``AUTOINCREMENT`` and each new row takes ``max ever used + 1`` inside the
-write transaction, so numbers are gapless, survive restarts and are never reused
-after acknowledged rows are deleted.
+Change numbers: every counted change (a decision or a gate event) gets the next
+``count_seq``: gapless, kept across restarts, never reused. The outbox row id
+(:attr:`OutboxMessage.seq`) is a separate, internal number.
 """
 
 from __future__ import annotations
@@ -30,218 +32,58 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-import threading
-import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from kiosk.decision import Decision
 from kiosk.errors import TelemetryError
-from kiosk.telemetry.payloads import counts_payload, decision_change, iso_utc, total_names
+from kiosk.telemetry.compact import PROTECT_ROWS, Compactor, compact
+from kiosk.telemetry.db import DAILY_KEEP_DAYS, Transaction, is_transient
+from kiosk.telemetry.outbox import Connection, OutboxMessage, OutboxReader
+from kiosk.telemetry.payloads import (
+    CountsHeader,
+    counts_payload,
+    decision_change,
+    event_kind,
+    event_payload,
+    iso_utc,
+    total_names,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 5.0
 COUNTS_TOPIC = "counts"
+EVENTS_TOPIC = "events"
 """Outbox topics are stored relative to the topic root, which the publisher adds."""
 
-# Seeded with 0 so a dashboard sees these from the first report on.
-_BASE_TOTALS = ("allowed", "denied", "input.qr", "input.nik")
 _EVENT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
+_UPSERT_TOTAL = (
+    "INSERT INTO totals (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+_ADD_DAILY = (
+    "INSERT INTO daily (day, name, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (day, name) DO UPDATE SET value = value + excluded.value"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxMessage:
-    """One queued report. ``topic`` is relative to the topic root (e.g. ``"counts"``)."""
+@dataclass
+class _Held:
+    """Changes counted while the disk refused writes, waiting to be folded in."""
 
-    seq: int
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    created_at: str
-
-
-def _open(db_path: Path, *, check_same_thread: bool) -> sqlite3.Connection:
-    """Open ``db_path`` (creating it and its schema) with WAL and ``synchronous=FULL``.
-
-    Raises:
-        TelemetryError: the file cannot be opened/created, or was written by a newer
-            schema version than this code understands.
-    """
-    conn: sqlite3.Connection | None = None
-    try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction
-        # spans exactly the statements we intend and nothing is left open.
-        conn = sqlite3.connect(
-            str(db_path),
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,
-            check_same_thread=check_same_thread,
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        with _transaction(conn):
-            _create_schema(conn)
-        return conn
-    except BaseException as exc:
-        if conn is not None:
-            conn.close()
-        if isinstance(exc, sqlite3.Error | OSError):
-            raise TelemetryError(f"cannot open count store {db_path}: {exc}") from exc
-        raise
+    names: Counter[str] = field(default_factory=Counter)
+    daily: Counter[tuple[str, str]] = field(default_factory=Counter)
+    events: list[tuple[int, datetime, str, str]] = field(default_factory=list)  # index, at, name
+    n: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
 
 
-def _create_schema(conn: sqlite3.Connection) -> None:
-    # executescript() would COMMIT our transaction, so run statement by statement.
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [
-                ("schema_version", str(SCHEMA_VERSION)),
-                ("store_id", uuid.uuid4().hex),
-                ("boot_counter", "0"),
-            ],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO totals (name, value) VALUES (?, 0)",
-            [(name,) for name in _BASE_TOTALS],
-        )
-    elif int(row[0]) > SCHEMA_VERSION:
-        raise TelemetryError(
-            f"count store schema {row[0]} is newer than supported {SCHEMA_VERSION}"
-        )
-
-
-class _transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception.
-
-    IMMEDIATE takes the write lock up front, so two connections never deadlock
-    upgrading a read lock; the other side waits up to the busy timeout.
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
-        return self._conn
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
-        if exc_type is None:
-            self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")
-
-
-class _Connection:
-    """Queries shared by the writer and the reader; each instance owns one connection."""
-
-    def __init__(self, db_path: Path, *, check_same_thread: bool) -> None:
-        self._conn: sqlite3.Connection | None = None  # set last: close() is safe if open fails
-        self._lock = threading.Lock()
-        self.db_path = db_path
-        self._conn = _open(db_path, check_same_thread=check_same_thread)
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise TelemetryError("count store is closed")
-        return self._conn
-
-    def totals(self) -> dict[str, int]:
-        """All cumulative totals since installation; a missing name means 0."""
-        with self._lock:
-            rows = self._db().execute("SELECT name, value FROM totals ORDER BY name").fetchall()
-        return {name: int(value) for name, value in rows}
-
-    def pending(self, limit: int) -> list[OutboxMessage]:
-        """Up to ``limit`` unacknowledged messages, oldest (lowest seq) first."""
-        with self._lock:
-            rows = (
-                self._db()
-                .execute(
-                    "SELECT seq, topic, payload, qos, retain, created_at FROM outbox "
-                    "ORDER BY seq LIMIT ?",
-                    (limit,),
-                )
-                .fetchall()
-            )
-        return [
-            OutboxMessage(int(s), str(t), bytes(p), int(q), bool(r), str(c))
-            for s, t, p, q, r, c in rows
-        ]
-
-    def pending_count(self) -> int:
-        """Number of messages not yet acknowledged by the broker."""
-        with self._lock:
-            (count,) = self._db().execute("SELECT COUNT(*) FROM outbox").fetchone()
-        return int(count)
-
-    def ack(self, seq: int) -> None:
-        """Delete message ``seq`` (the broker has it). Unknown seqs are ignored."""
-        self.ack_many((seq,))
-
-    def ack_many(self, seqs: Iterable[int]) -> None:
-        """Delete several acknowledged messages in one transaction (one fsync).
-
-        Raises:
-            TelemetryError: SQLite failed (disk error); nothing was deleted, so the
-                messages are simply sent again later.
-        """
-        batch = [(seq,) for seq in seqs]
-        if not batch:
-            return
-        try:
-            with self._lock, _transaction(self._db()) as conn:
-                conn.executemany("DELETE FROM outbox WHERE seq = ?", batch)
-        except sqlite3.Error as exc:
-            raise TelemetryError(f"cannot delete acknowledged messages: {exc}") from exc
-
-    def meta(self, key: str) -> str | None:
-        """A value from the meta table (``schema_version``, ``store_id``, ``boot_counter``)."""
-        with self._lock:
-            row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def close(self) -> None:
-        """Close the connection. Safe to call twice and after a failed constructor."""
-        conn = getattr(self, "_conn", None)
-        if conn is None:
-            return
-        with self._lock:
-            self._conn = None
-            conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class CountStore(_Connection):
+class CountStore(Connection):
     """The writer: cumulative totals plus the outbox, owned by the scan loop.
 
     Opening it counts one boot (``boot_counter`` in meta). Use one instance per
@@ -249,23 +91,45 @@ class CountStore(_Connection):
 
     Args:
         db_path: the SQLite file (created with its folder if missing).
-        device_id: ``<site>/<gate>`` written into every ``counts`` report. Pass
-            it; the empty default only keeps callers that predate it working
-            (the topic still names the gate).
+        device_id: ``<site>/<gate>`` written into every report.
+        bucket_s: time-series interval of ``counts`` messages, seconds (default 60).
+        timezone: the gate's local time zone, for "today" counters (default UTC).
+        max_rows, max_bytes: outbox limits that trigger coalescing (see
+            :mod:`kiosk.telemetry.compact`); checked every ``check_every`` changes.
+            While over them, every ``check_every // 8`` changes one bounded step
+            (one chunk, tens of ms) merges old reports, after the change is on disk.
 
     Raises:
-        TelemetryError: the database cannot be opened (see :func:`_open`).
+        TelemetryError: the database cannot be opened.
     """
 
-    def __init__(self, db_path: Path, device_id: str = "") -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        device_id: str = "",
+        *,
+        bucket_s: int = 60,
+        timezone: tzinfo = UTC,
+        max_rows: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        check_every: int = 256,
+    ) -> None:
         super().__init__(db_path, check_same_thread=False)
         self.device_id = device_id
+        self.bucket_s = bucket_s
+        self._tz = timezone
+        self._max_rows, self._max_bytes, self._check_every = max_rows, max_bytes, check_every
+        self._since_check = 0
+        self._compactor = Compactor(max_rows=max_rows, max_bytes=max_bytes, bucket_s=bucket_s)
+        self._held = _Held()
+        self._last_error: str | None = None
         try:
-            with self._lock, _transaction(self._db()) as conn:
+            with self._lock, Transaction(self._db()) as conn:
                 conn.execute(
                     "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'boot_counter'"
                 )
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                self._saved = self._read_totals(conn)
         except sqlite3.Error as exc:
             self.close()
             raise TelemetryError(f"cannot start count store {db_path}: {exc}") from exc
@@ -273,17 +137,49 @@ class CountStore(_Connection):
         self.store_id = str(meta["store_id"])
         log.info("count store %s open: boot %d", db_path, self.boot)
 
+    @property
+    def unsaved(self) -> int:
+        """Changes held in memory because the disk refused them (0 normally)."""
+        with self._lock:
+            return self._held.n
+
+    def health(self) -> dict[str, Any]:
+        """``store_unsaved`` and ``last_error`` (a short code such as ``"store: disk full"``)."""
+        with self._lock:
+            return {"store_unsaved": self._held.n, "last_error": self._last_error}
+
+    def totals(self) -> dict[str, int]:
+        """Exact cumulative totals: what is on disk plus any held changes.
+
+        Raises:
+            TelemetryError: the store is closed.
+        """
+        with self._lock:
+            self._db()  # a closed store must not answer from its cache
+            if not self._held.n:
+                return dict(self._saved)
+            return _add(self._saved, self._held.names)
+
+    def today(self, now: datetime) -> dict[str, int]:
+        """Counters of the local calendar day of ``now`` (in ``timezone``), held ones included."""
+        day = now.astimezone(self._tz).date().isoformat()
+        out = Counter(self.day_totals(day))
+        with self._lock:
+            out.update({n: v for (d, n), v in self._held.daily.items() if d == day})
+        return dict(out)
+
     def record(self, decision: Decision, at: datetime) -> dict[str, int]:
         """Count ``decision`` and queue its ``counts`` report, atomically.
 
         Returns all totals after the change. Blocks only on the local disk (an
-        fsync, or at most :data:`BUSY_TIMEOUT_S` while the publisher deletes acked
-        rows), never on the network.
+        fsync, or at most ``BUSY_TIMEOUT_S`` while the publisher deletes acked
+        rows), never on the network. If the disk refuses the write the change is
+        held in memory (see the module doc) and this still returns exact totals.
 
         Raises:
             ValueError: ``at`` is naive.
-            TelemetryError: SQLite failed (disk full, I/O error); nothing was
-                written, neither the count nor its report.
+            TelemetryError: SQLite failed for a reason other than a full/failing/
+                locked disk (a bug or a corrupt file); nothing was written.
         """
         return self._count(total_names(decision), decision_change(decision), at)
 
@@ -291,61 +187,176 @@ class CountStore(_Connection):
         """Count a gate event and queue its ``counts`` report, atomically.
 
         ``event`` is a counter name such as ``"passage"``, ``"unused_grant"``,
-        ``"tailgate"`` or ``"emergency_open"`` (lowercase, dots allowed). Returns
-        all totals after the change.
+        ``"tailgate"`` or ``"fault.arm"`` (lowercase, dots allowed). Alarms and
+        faults (:func:`~kiosk.telemetry.payloads.event_kind`) also queue an
+        ``events`` message in the same transaction. Returns all totals after.
 
         Raises:
             ValueError: ``at`` is naive or ``event`` is not a valid counter name.
-            TelemetryError: SQLite failed; nothing was written.
+            TelemetryError: as for :meth:`record`.
         """
         if not _EVENT_NAME.fullmatch(event):
             raise ValueError(f"invalid event counter name {event!r}")
         return self._count((event,), {"event": event}, at)
 
+    def compact(self) -> int:
+        """Coalesce old ``counts`` messages if the outbox is over its limits; rows removed.
+
+        Raises:
+            TelemetryError: the disk refused the rewrite (nothing is lost).
+        """
+        try:
+            with self._lock:
+                return compact(
+                    self._db(),
+                    max_rows=self._max_rows,
+                    max_bytes=self._max_bytes,
+                    bucket_s=self.bucket_s,
+                    protect=PROTECT_ROWS,
+                )
+        except sqlite3.Error as exc:
+            raise TelemetryError(f"cannot compact the outbox: {exc}") from exc
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _read_totals(conn: sqlite3.Connection) -> dict[str, int]:
+        return {str(n): int(v) for n, v in conn.execute("SELECT name, value FROM totals")}
+
     def _count(
         self, names: tuple[str, ...], change: dict[str, str], at: datetime
     ) -> dict[str, int]:
-        created_at = iso_utc(at)  # validates before touching the database
-        try:
-            with self._lock, _transaction(self._db()) as conn:
-                conn.executemany(
-                    "INSERT INTO totals (name, value) VALUES (?, 1) "
-                    "ON CONFLICT (name) DO UPDATE SET value = value + 1",
-                    [(name,) for name in names],
-                )
-                totals = {
-                    str(n): int(v)
-                    for n, v in conn.execute("SELECT name, value FROM totals ORDER BY name")
-                }
-                row = conn.execute(
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"
-                ).fetchone()
-                seq = (int(row[0]) if row else 0) + 1
-                payload = counts_payload(
-                    device_id=self.device_id,
-                    store_id=self.store_id,
-                    boot=self.boot,
-                    seq=seq,
-                    at=at,
-                    change=change,
-                    totals=totals,
-                )
-                conn.execute(
-                    "INSERT INTO outbox (seq, topic, payload, qos, retain, created_at) "
-                    "VALUES (?, ?, ?, 1, 0, ?)",
-                    (seq, COUNTS_TOPIC, payload, created_at),
-                )
-        except sqlite3.Error as exc:
-            raise TelemetryError(f"cannot record {'/'.join(names)}: {exc}") from exc
+        iso_utc(at)  # validates before touching the database
+        day = at.astimezone(self._tz).date().isoformat()
+        with self._lock:
+            try:
+                with Transaction(self._db()) as conn:
+                    totals = self._write(conn, names, change, at, day)
+            except sqlite3.Error as exc:
+                if not is_transient(exc):
+                    raise TelemetryError(f"cannot record {'/'.join(names)}: {exc}") from exc
+                return self._hold(names, change, at, day, exc)
+            if self._held.n:
+                log.warning("disk accepts writes again: %d held counts saved", self._held.n)
+                self._held = _Held()
+                self._last_error = None
+            self._saved = totals
+            self._since_check += 1
+            every = max(1, self._check_every // 8) if self._compactor.active else self._check_every
+            if self._since_check >= every:
+                self._since_check = 0
+                try:
+                    self._compactor.step(self._db())
+                except sqlite3.Error as exc:  # merging is maintenance: retried next time
+                    log.warning("cannot compact the outbox: %s", exc)
+        return dict(totals)
+
+    def _hold(
+        self,
+        names: tuple[str, ...],
+        change: Mapping[str, str],
+        at: datetime,
+        day: str,
+        exc: Exception,
+    ) -> dict[str, int]:
+        held = self._held
+        if not held.n:
+            log.error("count store refused a write (%s): holding counts in memory", exc)
+        held.names.update(names)
+        held.daily.update((day, n) for n in names)
+        kind = event_kind(change.get("event", ""))
+        if kind is not None:
+            held.events.append((held.n, at, change["event"], kind))
+        held.n += 1
+        held.first_at = held.first_at or at
+        held.last_at = at
+        self._last_error = (
+            "store: disk full" if "full" in str(exc).lower() else "store: write failed"
+        )
+        return _add(self._saved, held.names)
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        names: tuple[str, ...],
+        change: dict[str, str],
+        at: datetime,
+        day: str,
+    ) -> dict[str, int]:
+        """Fold held changes, then count this one; inside the caller's transaction."""
+        totals = self._read_totals(conn)
+        (seq_text,) = conn.execute("SELECT value FROM meta WHERE key = 'count_seq'").fetchone()
+        seq = int(seq_text)
+        held = self._held
+        daily: Counter[tuple[str, str]] = Counter((day, n) for n in names)
+        if held.n and held.first_at is not None and held.last_at is not None:
+            totals = _add(totals, held.names)
+            daily.update(held.daily)
+            self._queue_counts(
+                conn, seq + 1, seq + held.n, held.first_at, held.last_at, {}, held.names, totals
+            )
+            for index, ev_at, ev_name, ev_kind in held.events:
+                self._queue_event(conn, seq + 1 + index, ev_at, ev_name, ev_kind)
+            self._queue_event(conn, seq + held.n, held.last_at, "fault.store", "fault")
+            seq += held.n
+        totals = _add(totals, Counter(names))
+        seq += 1
+        self._queue_counts(conn, seq, seq, at, at, change, Counter(names), totals)
+        kind = event_kind(change.get("event", ""))
+        if kind is not None:
+            self._queue_event(conn, seq, at, change["event"], kind)
+        conn.executemany(_UPSERT_TOTAL, [(n, totals[n]) for n in set(names) | set(held.names)])
+        conn.executemany(_ADD_DAILY, [(d, n, v) for (d, n), v in daily.items()])
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'count_seq'", (str(seq),))
+        if seq % 1000 == 0:  # rarely: forget days older than DAILY_KEEP_DAYS
+            conn.execute(
+                "DELETE FROM daily WHERE day < date(?, ?)", (day, f"-{DAILY_KEEP_DAYS} days")
+            )
         return totals
 
+    def _queue_counts(
+        self,
+        conn: sqlite3.Connection,
+        seq_first: int,
+        seq: int,
+        at_first: datetime,
+        at: datetime,
+        change: Mapping[str, str],
+        delta: Mapping[str, int],
+        totals: Mapping[str, int],
+    ) -> None:
+        head = CountsHeader(self.device_id, self.store_id, self.boot, seq_first, seq)
+        payload = counts_payload(
+            head,
+            at_first=at_first,
+            at=at,
+            bucket_s=self.bucket_s,
+            change=change,
+            delta=delta,
+            totals=totals,
+        )
+        conn.execute(
+            "INSERT INTO outbox (topic, payload, qos, retain, created_at) VALUES (?, ?, 1, 0, ?)",
+            (COUNTS_TOPIC, payload, iso_utc(at)),
+        )
 
-class OutboxReader(_Connection):
-    """The publisher's connection: reads pending rows and totals, deletes acked rows.
+    def _queue_event(
+        self, conn: sqlite3.Connection, seq: int, at: datetime, name: str, kind: str
+    ) -> None:
+        payload = event_payload(
+            device_id=self.device_id, store_id=self.store_id, seq=seq, at=at, event=name, kind=kind
+        )
+        conn.execute(
+            "INSERT INTO outbox (topic, payload, qos, retain, created_at) VALUES (?, ?, 1, 0, ?)",
+            (EVENTS_TOPIC, payload, iso_utc(at)),
+        )
 
-    Open it in the thread that uses it; SQLite's ``check_same_thread`` enforces it.
-    It does not count a boot and never inserts into the outbox.
-    """
 
-    def __init__(self, db_path: Path) -> None:
-        super().__init__(db_path, check_same_thread=True)
+def _add(base: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    out = dict(base)
+    for name, n in more.items():
+        out[name] = out.get(name, 0) + n
+    return out
+
+
+__all__ = ["COUNTS_TOPIC", "EVENTS_TOPIC", "CountStore", "OutboxMessage", "OutboxReader"]

@@ -1,12 +1,18 @@
 """Base45 (RFC 9285) encoding and strict, fast decoding.
 
-The decoder is on the hot path of every scan: a ~580-character QR payload is
-decoded per verification, and a per-character Python loop (the ``base45``
-package) costs ~40 % of a whole verification.  Measured on the dev box for
-585 characters: per-char loop ~45 µs, 91k-entry chunk table + ``map`` ~25 µs,
-this version ~7 µs.  It maps characters to digit values with
-``bytes.translate`` (C), then lets numpy weight each 3-digit group and emit
-big-endian 16-bit words in one go.
+The decoder is on the hot path of every scan: a ~600-character QR payload is
+decoded per verification.  Measured on the dev box for 620 characters, run
+between signature checks (cold caches, as in the gate): per-character loop
+~45 µs, numpy vectorisation ~20 µs, this version ~4 µs.
+
+It does the arithmetic for all groups at once inside one big Python integer
+("SIMD within a register"): ``bytes.translate`` maps characters to digit
+values (C), ``int.from_bytes`` packs them with each 3-digit group in its own
+24-bit field, and three masked shifts and two multiplications compute
+``d0 + 45*d1 + 2025*d2`` for every field in parallel (a group's value is at
+most 91,124, 17 bits, so no field overflows into the next).  Slicing the
+little-endian result gives the big-endian byte pairs.  No numpy: its
+per-call overhead dominated for inputs this small.
 
 Validation is strict: a character outside the alphabet (lower case included),
 a length of 1 modulo 3, a 3-character group above 0xFFFF or a final pair above
@@ -18,15 +24,28 @@ from __future__ import annotations
 import sys
 from array import array
 
-import numpy as np
-
 __all__ = ["ALPHABET", "Base45Error", "decode", "encode"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
 _INVALID = 0xFF
 _DIGITS = bytes(ALPHABET.find(chr(i)) if chr(i) in ALPHABET else _INVALID for i in range(256))
-_WEIGHTS = np.array([1, 45, 45 * 45], dtype=np.uint32)
+
+
+# (low, high) masks per group count: low has 0xFF in the lowest byte of every
+# 24-bit field, high the top byte.  QR payloads come in a few lengths, so a
+# small cache avoids rebuilding two ~600-byte integers per scan.
+_MASKS: dict[int, tuple[int, int]] = {}
+_MASKS_MAX = 64
+
+
+def _masks(groups: int) -> tuple[int, int]:
+    low = int.from_bytes(b"\xff\x00\x00" * groups, "little")
+    masks = (low, low << 16)
+    if len(_MASKS) >= _MASKS_MAX:
+        _MASKS.clear()
+    _MASKS[groups] = masks
+    return masks
 
 
 class Base45Error(ValueError):
@@ -55,10 +74,20 @@ def decode(text: str) -> bytes:
     n = len(digits) - rest
     out = b""
     if n:
-        words = np.frombuffer(digits, np.uint8, n).reshape(-1, 3).astype(np.uint32) @ _WEIGHTS
-        if int(words.max()) > 0xFFFF:
+        groups = n // 3
+        packed = int.from_bytes(digits[:n], "little")
+        masks = _MASKS.get(groups)
+        if masks is None:
+            masks = _masks(groups)
+        low, high = masks
+        words = (packed & low) + 45 * ((packed >> 8) & low) + 2025 * ((packed >> 16) & low)
+        if words & high:  # bits 16..23 of any field: a group above 0xFFFF
             raise Base45Error("3-character group above 0xFFFF")
-        out = words.astype(">u2").tobytes()
+        le = words.to_bytes(n, "little")  # per group: low byte, high byte, 0
+        pairs = bytearray(2 * groups)
+        pairs[0::2] = le[1::3]
+        pairs[1::2] = le[0::3]
+        out = bytes(pairs)
     if rest:
         value = digits[-2] + digits[-1] * 45
         if value > 0xFF:

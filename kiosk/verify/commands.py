@@ -1,9 +1,19 @@
-"""``kiosk`` subcommands of the verification area: conformance."""
+"""``kiosk`` subcommands of the verification area: conformance and trust.
+
+``kiosk trust keygen | build | sign | inspect | install`` (docs/trust-bundle.md):
+the first four run at the central authority, ``install`` on the gate.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from kiosk.errors import DocumentError
+
+DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,8 +24,153 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     conformance.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
     conformance.set_defaults(handler=_conformance)
 
+    trust = commands.add_parser("trust", help="signed trust bundles: build, sign, inspect, install")
+    sub = trust.add_subparsers(required=True, metavar="ACTION")
+    keygen = sub.add_parser("keygen", help="make the authority Ed25519 key pair (central side)")
+    keygen.add_argument("--out-dir", type=Path, default=Path("."), help="where to write")
+    keygen.add_argument("--name", default="authority", help="file stem (NAME.key, NAME.pem)")
+    keygen.set_defaults(handler=_keygen)
+
+    build = sub.add_parser("build", help="build an unsigned bundle body from DSCs + description")
+    build.add_argument("dsc_dir", type=Path, help="folder of DSC files (PEM/DER/CRT)")
+    build.add_argument("description", type=Path, help="TOML or JSON description")
+    build.add_argument("--out", type=Path, required=True, help="unsigned body (.cbor)")
+    build.set_defaults(handler=_build)
+
+    sign = sub.add_parser("sign", help="sign a bundle body with the authority private key")
+    sign.add_argument("body", type=Path, help="unsigned body from 'trust build'")
+    sign.add_argument("--key", type=Path, required=True, help="authority private key (PEM)")
+    sign.add_argument("--out", type=Path, required=True, help="signed bundle (.cose)")
+    sign.set_defaults(handler=_sign)
+
+    inspect = sub.add_parser("inspect", help="summarise a signed or unsigned bundle")
+    inspect.add_argument("file", type=Path)
+    inspect.add_argument("--authority-keys", type=Path, help="check the signature with these")
+    inspect.set_defaults(handler=_inspect)
+
+    install = sub.add_parser("install", help="verify and atomically install a bundle (gate)")
+    install.add_argument("bundle", type=Path)
+    install.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config file")
+    install.set_defaults(handler=_install)
+
 
 def _conformance(args: argparse.Namespace) -> int:
     from kiosk.conformance import run
 
     return run(args.dirs)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from kiosk.signing import generate_authority_key, save_private_key, save_public_key
+
+    private, public = args.out_dir / f"{args.name}.key", args.out_dir / f"{args.name}.pem"
+    for path in (private, public):
+        if path.exists():
+            raise DocumentError(f"{path} exists; refusing to overwrite an authority key")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    key = generate_authority_key()
+    save_private_key(key, private)
+    save_public_key(key.public_key(), public)
+    print(f"private key: {private} (keep it at the centre, never on a gate)")
+    print(f"public key:  {public} (provision on each gate as verify.authority_keys)")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from kiosk.verify.build import build_bundle
+
+    bundle = build_bundle(args.dsc_dir, args.description)
+    args.out.write_bytes(bundle.to_cbor())
+    print(f"{args.out}: unsigned bundle v{bundle.version}, {len(bundle.signers)} signers, "
+          f"{len(bundle.revocation)} revocation entries; sign it with 'kiosk trust sign'")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from kiosk.signing import TRUST_BUNDLE, load_private_key, sign_document
+    from kiosk.verify.bundle import TrustBundle, is_signed
+
+    body = args.body.read_bytes()
+    if is_signed(body):
+        raise DocumentError(f"{args.body} is already signed")
+    bundle = TrustBundle.from_cbor(body)  # never sign what a gate would refuse
+    args.out.write_bytes(sign_document(body, load_private_key(args.key),
+                                       content_type=TRUST_BUNDLE))
+    print(f"{args.out}: signed bundle v{bundle.version}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from kiosk.signing import load_public_keys, verify_document
+    from kiosk.verify.bundle import TrustBundle, is_signed
+    from kiosk.verify.cose import parse_sign1
+
+    blob = args.file.read_bytes()
+    status = 0
+    if is_signed(blob):
+        body = parse_sign1(blob).payload
+        if args.authority_keys is None:
+            print("signed bundle (signature NOT checked: pass --authority-keys)")
+        else:
+            from kiosk.signing import TRUST_BUNDLE
+
+            try:
+                verify_document(blob, load_public_keys(args.authority_keys),
+                                content_type=TRUST_BUNDLE)
+                print("signed bundle, signature valid")
+            except DocumentError as exc:
+                print(f"signed bundle, SIGNATURE INVALID: {exc}")
+                status = 1
+    else:
+        body = blob
+        print("UNSIGNED bundle body (a gate will not install it; sign it first)")
+    print(_summary(TrustBundle.from_cbor(body)))
+    return status
+
+
+def _summary(bundle: object) -> str:
+    from kiosk.verify.bundle import TrustBundle
+    from kiosk.verify.trust import kid_of
+
+    assert isinstance(bundle, TrustBundle)
+    issued = bundle.issued_at
+    lines = [
+        f"version:    {bundle.version}",
+        f"issued_at:  {issued.isoformat()}",
+        f"fresh until {datetime.fromtimestamp(issued.timestamp() + bundle.max_age_s, UTC)}"
+        f", stale until "
+        f"{datetime.fromtimestamp(issued.timestamp() + bundle.max_age_s + bundle.grace_s, UTC)}",
+        f"signers:    {len(bundle.signers)}",
+    ]
+    for entry in bundle.signers:
+        types = ",".join(sorted(t.value for t in entry.types))
+        lines.append(f"  kid {kid_of(entry.der).hex()} country {entry.country} types {types}")
+    rev = bundle.revocation
+    lines.append(f"revocation: uci {len(rev.uci)}, countrycodeuci {len(rev.countrycodeuci)}, "
+                 f"signature {len(rev.signature)}, blocked kids {len(rev.kids)}")
+    modes = ", ".join(f"{n}={'+'.join(m) or '(any)'}" for n, m in bundle.policy.modes.items())
+    lines.append(f"policy:     default {bundle.policy.default_mode}; modes {modes}")
+    return "\n".join(lines)
+
+
+def _install(args: argparse.Namespace) -> int:
+    from kiosk.config import load_config
+    from kiosk.signing import load_public_keys
+    from kiosk.verify.bundlefile import install_bundle
+    from kiosk.verify.clock import FixedProbe, TrustedClock
+
+    config = load_config(args.config)
+    target = config.device.data_dir / config.verify.bundle_file
+    keys = load_public_keys(config.verify.authority_keys)
+    try:
+        bundle = install_bundle(args.bundle.read_bytes(), target, keys)
+    except DocumentError as exc:
+        print(f"refused: {exc}; the installed bundle is unchanged", file=sys.stderr)
+        return 1
+    # The issue time is trusted time: raise the clock's high-water mark now.
+    clock = TrustedClock(lambda: datetime.now(UTC), FixedProbe(False),
+                         config.device.data_dir / config.clock.state_file)
+    clock.raise_floor(bundle.issued_at.timestamp())
+    print(f"installed trust bundle v{bundle.version} at {target}; "
+          "restart the gate service to use it")
+    return 0

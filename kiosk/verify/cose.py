@@ -10,14 +10,12 @@ is safe here because each signer key verifies with exactly one algorithm.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from kiosk.decision import Reason
 from kiosk.errors import VerificationError
@@ -37,9 +35,11 @@ _SHA256 = hashes.SHA256()
 _TBS_HEAD = b"\x84\x6aSignature1"
 
 
-@dataclass(frozen=True, slots=True)
-class CoseSign1:
-    """A parsed (not yet verified) COSE_Sign1 message.
+class CoseSign1(NamedTuple):
+    """A parsed (not yet verified) COSE_Sign1 message (immutable).
+
+    A NamedTuple rather than a frozen dataclass: it is built on every scan and
+    a tuple costs a fraction of a frozen dataclass's ``object.__setattr__`` calls.
 
     Attributes:
         protected_raw: the serialized protected header, exactly as signed.
@@ -52,9 +52,13 @@ class CoseSign1:
     protected_raw: bytes
     protected: dict[Any, Any]
     unprotected: dict[Any, Any]
-    payload: bytes = field(repr=False)
-    signature: bytes = field(repr=False)
+    payload: bytes
+    signature: bytes
     tag: int | None
+
+    def __repr__(self) -> str:
+        # Never the payload: it holds personal data.
+        return f"CoseSign1(protected={self.protected!r}, tag={self.tag})"
 
     def header(self, label: int) -> Any:
         """Header ``label`` from the protected map, else the unprotected one, else None."""
@@ -96,6 +100,22 @@ def _bstr_head(n: int) -> bytes:
     return b"\x5a" + n.to_bytes(4, "big")
 
 
+def _der_int(value: bytes) -> bytes:
+    value = value.lstrip(b"\x00")
+    if not value or value[0] & 0x80:  # zero, or a set sign bit: DER needs a 0x00 first
+        value = b"\x00" + value
+    return b"\x02" + bytes((len(value),)) + value
+
+
+def _der(signature: bytes) -> bytes:
+    """ES256 ``r || s`` (2 x 32 bytes) as the DER ``ECDSA-Sig-Value`` OpenSSL verifies.
+
+    Same bytes as ``encode_dss_signature`` (tested) without two big-int conversions.
+    """
+    body = _der_int(signature[:32]) + _der_int(signature[32:])
+    return b"\x30" + bytes((len(body),)) + body
+
+
 def _invalid(detail: str) -> VerificationError:
     return VerificationError(Reason.COSE_INVALID, detail)
 
@@ -131,7 +151,9 @@ def parse_sign1(data: bytes) -> CoseSign1:
     if not isinstance(signature, bytes):
         raise _invalid("signature is not a byte string")
     protected = _protected_header(protected_raw)
-    return CoseSign1(protected_raw, protected, dict(unprotected), payload, signature, tag)
+    if type(unprotected) is not dict:
+        unprotected = dict(unprotected)
+    return CoseSign1(protected_raw, protected, unprotected, payload, signature, tag)
 
 
 # Protected headers repeat per signer ({1: alg, 4: kid}); remembering a few
@@ -174,17 +196,14 @@ def verify_signature(signer: Signer, alg: int | None, tbs: bytes, signature: byt
         raise VerificationError(Reason.ALG_UNSUPPORTED, f"alg {alg} does not match the DSC key")
     key = signer.public_key
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
+        if alg == ALG_ES256:  # == signer.algorithm: an EC P-256 key
             if len(signature) != 64:
                 raise VerificationError(Reason.SIGNATURE_INVALID, "ES256 signature is not 64 bytes")
-            der = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-            key.verify(der, tbs, _ECDSA)
+            cast(ec.EllipticCurvePublicKey, key).verify(_der(signature), tbs, _ECDSA)
         else:
             if len(signature) != (key.key_size + 7) // 8:
                 raise VerificationError(Reason.SIGNATURE_INVALID, "PS256 signature length")
-            key.verify(signature, tbs, _PSS, _SHA256)
+            cast(rsa.RSAPublicKey, key).verify(signature, tbs, _PSS, _SHA256)
     except InvalidSignature:
         raise VerificationError(Reason.SIGNATURE_INVALID, "signature does not verify") from None
 

@@ -2,10 +2,12 @@
 
 Pipeline (each step in :mod:`kiosk.verify.steps`, first failure wins):
 
-``prefix`` → ``base45`` → ``zlib`` → ``cose`` → ``signature`` (kid lookup,
-alg, ES256/PS256) → ``claims`` (CWT, CBOR) → ``validity`` (iat/exp vs clock,
-DSC window) → ``content`` (structure, type) → ``key_usage`` (DSC EKU vs type)
-→ ``test_result`` (positive tests refused).
+``prefix`` → ``base45`` → ``zlib`` → ``cose`` → ``trust`` (clock reading,
+freshness of the trust material) → ``signature`` (kid lookup, alg,
+ES256/PS256) → ``claims`` (CWT, CBOR) → ``validity`` (iat/exp vs clock, DSC
+window) → ``content`` (structure, type) → ``key_usage`` (DSC EKU vs type) →
+``revocation`` (blocked kid, UCI / COUNTRYCODEUCI / SIGNATURE hashes) →
+``test_result`` (positive tests refused) → ``policy`` (the scan mode's rules).
 
 The CWT claims are decoded only after the signature has been checked, so the
 CBOR parser never sees unauthenticated claim data.
@@ -22,7 +24,9 @@ from typing import Any
 from kiosk.decision import CertType, Decision, Reason, mask_name
 from kiosk.errors import VerificationError
 from kiosk.verify import steps
+from kiosk.verify.clock import ClockReading, TrustedClock
 from kiosk.verify.cose import CoseSign1, parse_sign1
+from kiosk.verify.material import TrustMaterial, VerifierHealth, freshness
 from kiosk.verify.steps import Claims
 from kiosk.verify.trust import Signer, TrustStore
 
@@ -31,8 +35,8 @@ __all__ = ["STEP_NAMES", "StepOutcome", "Verification", "Verifier"]
 _log = logging.getLogger(__name__)
 
 STEP_NAMES = (
-    "prefix", "base45", "zlib", "cose", "signature", "claims",
-    "validity", "content", "key_usage", "test_result",
+    "prefix", "base45", "zlib", "cose", "trust", "signature", "claims",
+    "validity", "content", "key_usage", "revocation", "test_result", "policy",
 )
 
 
@@ -81,31 +85,105 @@ class _State:
     compressed: bytes = b""
     cose_bytes: bytes = b""
     cose: CoseSign1 | None = None
+    now: float = 0.0
+    trust: TrustMaterial | None = None
     signer: Signer | None = None
     claims: Claims | None = None
     cert_type: CertType | None = None
+    flag: str = ""
+
+
+class _PlainClock:
+    """Adapts a bare ``() -> datetime`` callable (tests, conformance, bench)."""
+
+    def __init__(self, fn: Callable[[], datetime]) -> None:
+        self._fn = fn
+
+    def now(self) -> datetime:
+        return self._fn()
+
+    def reading(self) -> ClockReading:
+        now = self._fn()
+        if now.tzinfo is None:  # naive means UTC, as in verification
+            now = now.replace(tzinfo=UTC)
+        return ClockReading(now, "synchronised", 0.0)
 
 
 class Verifier:
-    """Verifies HC1 QR texts against a :class:`TrustStore` and an injected clock.
+    """Verifies HC1 QR texts against trust material and an injected clock.
 
-    ``clock`` must return an aware UTC datetime (a naive one is read as UTC).
+    Args:
+        trust: a :class:`TrustStore` (dev mode: no revocation, no rules) or a
+            full :class:`TrustMaterial` snapshot (see :meth:`update`).
+        clock: a :class:`TrustedClock`, or any ``() -> datetime`` (aware UTC;
+            naive is read as UTC), which is then reported as synchronised.
+        on_expired: ``deny`` (default: expired trust material denies every
+            scan with TRUST_EXPIRED) or ``allow`` (keep verifying with it;
+            :meth:`health` reports ``expired`` so staff run the lane).
     """
 
-    def __init__(self, trust: TrustStore, clock: Callable[[], datetime]) -> None:
-        self._trust = trust
-        self._clock = clock
+    def __init__(self, trust: TrustStore | TrustMaterial,
+                 clock: Callable[[], datetime] | TrustedClock, *,
+                 on_expired: str = "deny") -> None:
+        self._material = trust if isinstance(trust, TrustMaterial) else TrustMaterial.dev(trust)
+        self._clock: TrustedClock | _PlainClock = (
+            clock if isinstance(clock, TrustedClock) else _PlainClock(clock)
+        )
+        self._on_expired = on_expired
         self._pipeline: tuple[tuple[str, Callable[[_State], None]], ...] = (
             ("prefix", self._prefix),
             ("base45", self._base45),
             ("zlib", self._zlib),
             ("cose", self._cose),
+            ("trust", self._fresh),
             ("signature", self._signature),
             ("claims", self._claims),
             ("validity", self._validity),
             ("content", self._content),
             ("key_usage", self._key_usage),
+            ("revocation", self._revocation),
             ("test_result", self._test_result),
+            ("policy", self._policy),
+        )
+
+    @property
+    def material(self) -> TrustMaterial:
+        """The trust material in use."""
+        return self._material
+
+    @property
+    def _trust(self) -> TrustStore:
+        return self._material.store
+
+    def close(self) -> None:
+        """Persist the clock's high-water mark (when it is a TrustedClock). Safe twice."""
+        if isinstance(self._clock, TrustedClock):
+            self._clock.close()
+
+    def update(self, material: TrustMaterial) -> None:
+        """Swap in new trust material (one reference assignment: a scan sees old or new)."""
+        self._material = material
+
+    def health(self) -> VerifierHealth:
+        """The verifier's current state for the screen and MQTT status. Never raises."""
+        material = self._material
+        try:
+            reading = self._clock.reading()
+            now_ts, clock_state = reading.now.timestamp(), reading.state
+        except Exception:  # a broken clock shows as unsynchronised, never a crash
+            _log.exception("clock reading failed")
+            now_ts, clock_state = 0.0, "unsynchronised"
+        issued = material.issued_at
+        return VerifierHealth(
+            mode=freshness(material, now_ts),
+            bundle_version=material.version,
+            bundle_issued_at=issued,
+            bundle_age_s=None if issued is None else now_ts - issued.timestamp(),
+            clock_state=clock_state,
+            signers=len(material.store),
+            scan_mode=material.mode.name,
+            revocation_entries=len(material.revocation),
+            on_expired=self._on_expired,
         )
 
     # -- steps: each reads and extends the state, or raises VerificationError --
@@ -121,9 +199,32 @@ class Verifier:
     def _cose(self, s: _State) -> None:
         s.cose = parse_sign1(s.cose_bytes)
 
+    def _fresh(self, s: _State) -> None:
+        # One snapshot and one clock reading per scan, used by every later step.
+        s.trust = material = self._material
+        s.now, s.flag = self._now_and_flag(material)
+
+    def _now_and_flag(self, material: TrustMaterial) -> tuple[float, str]:
+        """The verification time (POSIX s) and the freshness flag for an allow's detail.
+
+        Raises VerificationError: TRUST_EXPIRED, or CLOCK_UNTRUSTED from the clock.
+        """
+        now = self._clock.now()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        now_ts = now.timestamp()
+        if material.issued_at is None and not material.missing:
+            return now_ts, ""  # dev mode
+        state = freshness(material, now_ts)
+        if state == "expired":
+            if material.missing or self._on_expired != "allow":
+                raise VerificationError(Reason.TRUST_EXPIRED, "trust material expired or missing")
+            return now_ts, "trust expired (operator lane)"
+        return now_ts, "trust stale" if state == "stale" else ""
+
     def _signature(self, s: _State) -> None:
-        assert s.cose is not None
-        s.signer = steps.authenticate(s.cose, self._trust)
+        assert s.cose is not None and s.trust is not None
+        s.signer = steps.authenticate(s.cose, s.trust.store)
 
     def _claims(self, s: _State) -> None:
         assert s.cose is not None
@@ -131,10 +232,7 @@ class Verifier:
 
     def _validity(self, s: _State) -> None:
         assert s.claims is not None and s.signer is not None
-        now = self._clock()
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        steps.check_times(s.claims, s.signer, now)
+        steps.check_times_ts(s.claims, s.signer, s.now)
 
     def _content(self, s: _State) -> None:
         assert s.claims is not None
@@ -144,9 +242,20 @@ class Verifier:
         assert s.signer is not None and s.cert_type is not None
         steps.check_key_usage(s.signer, s.cert_type)
 
+    def _revocation(self, s: _State) -> None:
+        assert s.trust is not None and s.cose is not None and s.claims is not None
+        assert s.signer is not None and s.cert_type is not None
+        steps.check_revocation(s.trust.revocation, s.cose, s.signer, s.claims, s.cert_type)
+
     def _test_result(self, s: _State) -> None:
         assert s.claims is not None and s.cert_type is not None
         steps.check_test_result(s.claims.hcert, s.cert_type)
+
+    def _policy(self, s: _State) -> None:
+        assert s.trust is not None and s.claims is not None and s.cert_type is not None
+        mode = s.trust.mode
+        if mode.rules:
+            mode.check(s.claims.hcert, s.cert_type, datetime.fromtimestamp(s.now, UTC))
 
     # -- drivers --
     def _run(self, text: str, record: list[StepOutcome] | None) -> tuple[_State, Decision]:
@@ -170,11 +279,41 @@ class Verifier:
         return state, _allow(state)
 
     def verify(self, text: str) -> Decision:
-        """Verify one scanned text. Never raises; every failure is a deny with a Reason."""
+        """Verify one scanned text. Never raises; every failure is a deny with a Reason.
+
+        The allow path runs :meth:`_straight`, the same step functions in the
+        same order as the step pipeline but without its bookkeeping.  On any
+        failure the text is run again through the step pipeline, which names
+        the failing step in the deny's detail (denies are rare; the second pass
+        costs one more signature check at most).
+        """
+        try:
+            return self._straight(text)
+        except Exception:  # the step pipeline below classifies and logs it
+            pass
         try:
             return self._run(text, None)[1]
         except Exception as exc:  # belt and braces: even _allow() must not escape
             return Decision.deny(Reason.INTERNAL_ERROR, type(exc).__name__)
+
+    def _straight(self, text: str) -> Decision:
+        """The pipeline of :data:`STEP_NAMES` as straight-line code; raises on any failure."""
+        cose = parse_sign1(steps.inflate(steps.decode_base45(steps.strip_prefix(text))))
+        material = self._material
+        now_ts, flag = self._now_and_flag(material)
+        signer = steps.authenticate(cose, material.store)
+        claims = steps.parse_claims(cose.payload)
+        steps.check_times_ts(claims, signer, now_ts)
+        hcert = claims.hcert
+        cert_type = steps.check_content(hcert)
+        steps.check_key_usage(signer, cert_type)
+        steps.check_revocation(material.revocation, cose, signer, claims, cert_type)
+        steps.check_test_result(hcert, cert_type)
+        if material.mode.rules:
+            material.mode.check(hcert, cert_type, datetime.fromtimestamp(now_ts, UTC))
+        return Decision(allowed=True, reason=Reason.OK, cert_type=cert_type,
+                        holder_masked=_holder(hcert), detail=flag,
+                        credential_id=cose.signature)
 
     def inspect(self, text: str) -> Verification:
         """Like :meth:`verify` but returns every step outcome and intermediate result.
@@ -202,9 +341,11 @@ def _holder(hcert: dict[str, Any]) -> str | None:
     nam = hcert.get("nam")
     if not isinstance(nam, dict):
         return None
-    native = " ".join(v for v in (nam.get("gn"), nam.get("fn")) if isinstance(v, str) and v)
-    if native.strip():
-        return mask_name(native)
+    gn, fn = nam.get("gn"), nam.get("fn")
+    words = (gn.split() if type(gn) is str else []) + (fn.split() if type(fn) is str else [])
+    if words:
+        # Same result as decision.mask_name (tested), without a generator per scan.
+        return " ".join([w[0] + "*" * (len(w) - 1) for w in words])
     # Fall back to the ICAO transliteration, where "<" separates words.
     icao = " ".join(
         v.replace("<", " ") for v in (nam.get("gnt"), nam.get("fnt")) if isinstance(v, str)
@@ -219,5 +360,6 @@ def _allow(state: _State) -> Decision:
         reason=Reason.OK,
         cert_type=state.cert_type,
         holder_masked=_holder(state.claims.hcert),
-        detail="",
+        detail=state.flag,
+        credential_id=state.cose.signature if state.cose is not None else None,
     )

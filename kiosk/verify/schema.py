@@ -46,6 +46,11 @@ _INTEGER_FIELDS = frozenset({"dn", "sd"})
 # hands out as a datetime; it is the same information as the JSON string.
 _DATETIME_FIELDS = frozenset({"sc"})
 _GROUPS = (CertType.VACCINATION, CertType.TEST, CertType.RECOVERY)
+_GROUP_KEYS = tuple((g.value, g) for g in _GROUPS)
+_REQUIRED_TYPES = {
+    t: tuple((k, int if k in _INTEGER_FIELDS else str) for k in keys)
+    for t, keys in _REQUIRED.items()
+}
 
 # (version, file) of the shipped official schemas, oldest first.
 SCHEMA_VERSIONS: tuple[tuple[tuple[int, int, int], str], ...] = (
@@ -68,12 +73,14 @@ def check_structure(hcert: Any) -> CertType:
     """
     if not isinstance(hcert, dict):
         raise _invalid("hcert is not a map")
-    present = [g for g in _GROUPS if hcert.get(g.value) is not None]
+    # Plain string keys, not CertType.value: enum attribute access is slow and
+    # this runs on every scan.
+    present = [g for g in _GROUP_KEYS if hcert.get(g[0]) is not None]
     if len(present) != 1:
         raise _invalid(f"expected exactly one of v/t/r, found {len(present)}")
-    if not isinstance(hcert.get("ver"), str):
+    if type(hcert.get("ver")) is not str:
         raise _invalid("ver missing or not a string")
-    if not isinstance(hcert.get("dob"), str):
+    if type(hcert.get("dob")) is not str:
         raise _invalid("dob missing or not a string")
     nam = hcert.get("nam")
     if not isinstance(nam, dict) or not isinstance(nam.get("fnt"), str):
@@ -81,25 +88,23 @@ def check_structure(hcert: Any) -> CertType:
     for key in ("fn", "gn", "gnt"):
         if nam.get(key) is not None and not isinstance(nam[key], str):
             raise _invalid(f"nam.{key} is not a string")
-    cert_type = present[0]
-    entries = hcert[cert_type.value]
+    group, cert_type = present[0]
+    entries = hcert[group]
     if not isinstance(entries, list) or not entries:
-        raise _invalid(f"{cert_type.value} is not a non-empty array")
-    required = _REQUIRED[cert_type]
+        raise _invalid(f"{group} is not a non-empty array")
+    required = _REQUIRED_TYPES[cert_type]
     for entry in entries:
         if not isinstance(entry, dict):
-            raise _invalid(f"{cert_type.value} entry is not a map")
-        for key in required:
+            raise _invalid(f"{group} entry is not a map")
+        for key, kind in required:
             value = entry.get(key)
             # type() identity checks: this runs ~10 times per scan.
-            if type(value) is str and key not in _INTEGER_FIELDS:
-                continue
-            if type(value) is int and key in _INTEGER_FIELDS:
+            if type(value) is kind:
                 continue
             if key in _DATETIME_FIELDS and isinstance(value, datetime):
                 continue
-            kind = "an integer" if key in _INTEGER_FIELDS else "a string"
-            raise _invalid(f"{cert_type.value}.{key} missing or not {kind}")
+            expected = "an integer" if key in _INTEGER_FIELDS else "a string"
+            raise _invalid(f"{group}.{key} missing or not {expected}")
     return cert_type
 
 

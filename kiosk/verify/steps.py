@@ -11,9 +11,8 @@ without touching the others.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
@@ -21,8 +20,9 @@ from kiosk.decision import CertType, Reason
 from kiosk.errors import VerificationError
 from kiosk.verify import base45
 from kiosk.verify.cose import CoseSign1, verify_signature
+from kiosk.verify.revocation import Revocation
 from kiosk.verify.schema import check_structure
-from kiosk.verify.trust import Signer, TrustStore
+from kiosk.verify.trust import ALG_ES256, Signer, TrustStore
 
 __all__ = [
     "MAX_INFLATED",
@@ -31,7 +31,9 @@ __all__ = [
     "Claims",
     "authenticate",
     "check_key_usage",
+    "check_revocation",
     "check_times",
+    "check_times_ts",
     "decode_base45",
     "inflate",
     "parse_claims",
@@ -109,18 +111,22 @@ def authenticate(cose: CoseSign1, trust: TrustStore) -> Signer:
     return signer
 
 
-@dataclass(frozen=True, slots=True)
-class Claims:
+class Claims(NamedTuple):
     """The CWT claims of a certificate; ``hcert`` holds personal data and stays in memory.
 
     ``iat`` / ``exp`` are POSIX seconds (int or float, as issued: HU uses floats);
-    comparing numbers avoids building datetimes on the hot path.
+    comparing numbers avoids building datetimes on the hot path.  Immutable (a
+    NamedTuple: built on every scan, far cheaper than a frozen dataclass).
     """
 
     issuer: str | None
     iat: float
     exp: float
-    hcert: dict[str, Any] = field(repr=False)
+    hcert: dict[str, Any]
+
+    def __repr__(self) -> str:
+        # Never the hcert: names and birth date must not reach a log.
+        return f"Claims(issuer={self.issuer!r}, iat={self.iat!r}, exp={self.exp!r})"
 
     @property
     def issued_at(self) -> datetime:
@@ -166,10 +172,10 @@ def parse_claims(payload: bytes) -> Claims:
         raise VerificationError(Reason.CBOR_INVALID, "no hcert map under claim -260/1")
     issuer = claims.get(_CLAIM_ISS)
     return Claims(
-        issuer=issuer if isinstance(issuer, str) else None,
-        iat=_timestamp(claims, _CLAIM_IAT, "iat"),
-        exp=_timestamp(claims, _CLAIM_EXP, "exp"),
-        hcert=hcert,
+        issuer if type(issuer) is str else None,
+        _timestamp(claims, _CLAIM_IAT, "iat"),
+        _timestamp(claims, _CLAIM_EXP, "exp"),
+        hcert,
     )
 
 
@@ -180,13 +186,35 @@ def check_times(claims: Claims, signer: Signer, now: datetime) -> None:
         VerificationError: NOT_YET_VALID (iat after now), EXPIRED (exp before
             now) or SIGNER_NOT_VALID (iat before DSC notBefore or exp after DSC notAfter).
     """
-    now_ts = now.timestamp()
+    check_times_ts(claims, signer, now.timestamp())
+
+
+def check_times_ts(claims: Claims, signer: Signer, now_ts: float) -> None:
+    """:func:`check_times` with "now" as POSIX seconds (the hot path)."""
     if claims.iat > now_ts:
         raise VerificationError(Reason.NOT_YET_VALID, "iat is after the clock")
     if now_ts > claims.exp:
         raise VerificationError(Reason.EXPIRED, "exp is before the clock")
     if claims.iat < signer.not_before_ts or claims.exp > signer.not_after_ts:
         raise VerificationError(Reason.SIGNER_NOT_VALID, "DSC validity does not cover iat..exp")
+
+
+def check_revocation(revocation: Revocation, cose: CoseSign1, signer: Signer, claims: Claims,
+                     cert_type: CertType) -> None:
+    """Refuse a certificate whose signer kid is blocked or whose hash is revoked.
+
+    Raises VerificationError(REVOKED) naming the hash type (never the UVCI).
+    """
+    if signer.kid in revocation.kids:
+        raise VerificationError(Reason.REVOKED, "signer key blocked")
+    if not revocation.has_hashes:
+        return
+    entries = claims.hcert.get(_GROUP_KEY[cert_type]) or ()
+    uvcis = [e["ci"] for e in entries if type(e) is dict and type(e.get("ci")) is str]
+    matched = revocation.match(uvcis=uvcis, issuer=claims.issuer, signature=cose.signature,
+                               ecdsa=signer.algorithm == ALG_ES256)
+    if matched is not None:
+        raise VerificationError(Reason.REVOKED, f"revoked by {matched.upper()} hash")
 
 
 def check_content(hcert: dict[str, Any]) -> CertType:
@@ -202,6 +230,9 @@ def check_key_usage(signer: Signer, cert_type: CertType) -> None:
     if not signer.allows(cert_type):
         raise VerificationError(Reason.WRONG_CERT_TYPE, f"DSC EKU does not allow type {cert_type}")
 
+
+# CertType -> its hcert key without the (slow) enum .value access per scan.
+_GROUP_KEY = {t: t.value for t in CertType}
 
 TEST_RESULT_DETECTED = "260373001"  # SNOMED CT "Detected": a positive test
 

@@ -78,6 +78,7 @@ class Signer:
         allowed_types: certificate types this DSC may sign; None means all.
         subject: the DSC subject (an organisation, never a person) for logs.
         der: the certificate bytes.
+        country: issuing country from the trust bundle; None in dev mode (folder).
     """
 
     kid: bytes
@@ -88,6 +89,7 @@ class Signer:
     allowed_types: frozenset[CertType] | None
     subject: str
     der: bytes = field(repr=False)
+    country: str | None = None
     not_before_ts: float = field(init=False, repr=False)
     not_after_ts: float = field(init=False, repr=False)
 

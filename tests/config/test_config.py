@@ -171,3 +171,23 @@ def _load_text(text: str) -> KioskConfig:
         path = Path(folder) / "k.toml"
         path.write_text(text, encoding="utf-8")
         return load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "other"),
+    [
+        ("[gate]\npassage_pin = 17\n", "gate.passage_pin", "gate.relay_pin"),
+        ("[gate]\nbuzzer_pin = 23\n", "gate.passage_pin", "gate.buzzer_pin"),
+        ("[gate]\nfire_alarm_pin = 12\n", "gate.fire_alarm_pin", "gate.amber_led_pin"),
+    ],
+)
+def test_every_gate_pin_is_checked_for_clashes(
+    tmp_path: Path, text: str, key: str, other: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}: pin \d+ is already used by {other}"):
+        load_config(write(tmp_path, text))
+
+
+def test_unset_optional_pins_do_not_clash(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[gate]\nexit_button_pin = ""\narm_feedback_pin = ""\n'))
+    assert config.gate.exit_button_pin is None and config.gate.arm_feedback_pin is None

@@ -60,7 +60,11 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def machine_broker() -> MqttConfig:
     if not broker_reachable(*MACHINE_BROKER):
         pytest.skip("no MQTT broker on 127.0.0.1:1883")
-    return MqttConfig(host=MACHINE_BROKER[0], port=MACHINE_BROKER[1], keepalive_s=5)
+    # No discovery on the shared broker: tests must not leave retained Home
+    # Assistant configs behind (the discovery tests use private brokers).
+    return MqttConfig(
+        host=MACHINE_BROKER[0], port=MACHINE_BROKER[1], keepalive_s=5, discovery=False
+    )
 
 
 @pytest.fixture

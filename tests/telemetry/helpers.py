@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -148,6 +149,10 @@ class Recorder:
         with self._lock:
             return [m for m in self.messages if m.topic == topic]
 
+    def on_prefix(self, prefix: str) -> list[Received]:
+        with self._lock:
+            return [m for m in self.messages if m.topic.startswith(prefix + "/")]
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -165,3 +170,36 @@ def clear_retained(host: str, port: int, root: str) -> None:
         c.publish(f"{root}/{sub}", b"", qos=1, retain=True).wait_for_publish(2)
     c.disconnect()
     c.loop_stop()
+
+
+def dedup_counts(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a receiver keeps: one message per (store, seq_first, seq), ordered by seq.
+
+    Re-sent copies must be identical; ranges must be disjoint and together cover
+    1..max without a gap (the contract in docs/mqtt.md).
+    """
+    by_range: dict[tuple[str, int, int], dict[str, Any]] = {}
+    for body in bodies:
+        key = (body["store"], body["seq_first"], body["seq"])
+        if key in by_range:
+            assert by_range[key] == body, f"re-sent copy of {key} differs"
+        by_range[key] = body
+    kept = sorted(by_range.values(), key=lambda b: b["seq"])
+    expected_first = 1
+    for body in kept:
+        assert body["seq_first"] == expected_first, (
+            f"gap or overlap before seq {body['seq_first']}: expected {expected_first}"
+        )
+        expected_first = body["seq"] + 1
+    return kept
+
+
+def assert_exact(kept: list[dict[str, Any]], totals: dict[str, int]) -> None:
+    """The newest message's totals and the sum of all deltas both equal ``totals``."""
+    assert kept, "no counts received"
+    assert kept[-1]["totals"] == totals
+    summed: dict[str, int] = {name: 0 for name in totals}
+    for body in kept:
+        for name, n in body["delta"].items():
+            summed[name] = summed.get(name, 0) + n
+    assert {k: v for k, v in summed.items() if v} == {k: v for k, v in totals.items() if v}

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kiosk.telemetry import CountStore, MqttPublisher
 
-from .helpers import Broker, Recorder, at, decisions, wait_until
+from .helpers import Broker, Recorder, assert_exact, at, decisions, dedup_counts, wait_until
 
 DEVICE = "site-a/gate-01"
 MakeRecorder = Callable[[str, int, str], Recorder]
@@ -151,3 +153,55 @@ def test_last_will_reports_offline_after_kill_9(
         if child.poll() is None:
             child.kill()
             child.wait(5)
+
+
+@pytest.mark.parametrize("max_rows", [100_000, 150], ids=["plain", "coalesced-during-outage"])
+def test_1000_scans_with_broker_down_for_a_while_totals_exact(
+    broker: Broker, root: str, tmp_path: Path, max_rows: int
+) -> None:
+    """Acceptance: a stream of 1,000 scans, the broker down for a third of it.
+
+    With ``max_rows=150`` the outbox overflows during the outage and old reports
+    are merged (docs/mqtt.md, bounded disk use): the receiver must still end with
+    exactly the device's totals, and the sum of the deltas it got must match.
+    """
+    broker.conf.write_text(broker.conf.read_text().replace("persistence false\n", ""))
+    rec = persistent_receiver(broker, root, tmp_path)
+    broker.start()
+    rec.wait_subscribed()
+    db = tmp_path / "counts.sqlite"
+    n = 1000
+    stream = decisions(n)
+    with CountStore(db, DEVICE, max_rows=max_rows, check_every=50) as store:
+        pub = MqttPublisher(broker.cfg, root, DEVICE, db)
+        try:
+            pub.start()
+            assert wait_until(lambda: pub.connected, 5.0)
+            for i in range(n):
+                if i == 300:
+                    broker.stop()  # outage: no clean disconnect for anyone
+                if i == 650:
+                    assert not pub.connected
+                    broker.start()
+                store.record(stream[i], at(i))
+                pub.notify()
+                if 300 <= i < 650 and i % 50 == 0:
+                    time.sleep(0.1)  # the outage lasts a while, scans keep coming
+            assert pub.drain(30.0)
+            totals = store.totals()
+            assert totals["allowed"] + totals["denied"] == n
+            last_seq = n
+
+            def complete() -> bool:
+                got = received_seqs(rec, root)
+                return any(b["seq"] == last_seq for b in got)
+
+            assert wait_until(complete, 15.0)
+            kept = dedup_counts(received_seqs(rec, root))
+            assert kept[-1]["seq"] == n
+            assert_exact(kept, totals)
+            if max_rows < n:
+                assert any(b["seq"] > b["seq_first"] for b in kept), "nothing was coalesced"
+        finally:
+            pub.stop(5.0)
+            rec.close()

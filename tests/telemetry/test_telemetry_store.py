@@ -75,11 +75,15 @@ def test_outbox_payload_is_the_report_of_that_decision(db: Path) -> None:
         "device": DEVICE,
         "store": store.store_id,
         "boot": 1,
-        "seq": msg.seq,
+        "seq": 1,
+        "seq_first": 1,
         "ts": "2024-05-01T08:00:05.000Z",
+        "ts_first": "2024-05-01T08:00:05.000Z",
+        "bucket": {"start": "2024-05-01T08:00:00.000Z", "s": 60},
         "result": "denied",
         "reason": "revoked",
         "input": "qr",
+        "delta": {"denied": 1, "denied.revoked": 1, "input.qr": 1},
         "totals": totals,
     }
     # Nothing personal or free-text leaves the device.
@@ -94,10 +98,21 @@ def test_gate_events_are_counted_and_reported_in_sequence(db: Path) -> None:
         store.record_event("tailgate", at(4))
         messages = store.pending(10)
     assert totals["passage"] == 2 and totals["allowed"] == 1
-    bodies = [json.loads(m.payload) for m in messages]
+    bodies = [json.loads(m.payload) for m in messages if m.topic == "counts"]
     assert [b.get("event") for b in bodies] == [None, "passage", "passage", "tailgate"]
-    assert [m.seq for m in messages] == list(range(messages[0].seq, messages[0].seq + 4))
+    assert [b["seq"] for b in bodies] == [1, 2, 3, 4]
     assert bodies[-1]["totals"]["tailgate"] == 1 and "result" not in bodies[-1]
+    # The tailgate is an alarm: also on <root>/events, with the seq of its count.
+    (alarm,) = [json.loads(m.payload) for m in messages if m.topic == "events"]
+    assert alarm == {
+        "v": 1,
+        "device": DEVICE,
+        "store": store.store_id,
+        "seq": 4,
+        "ts": "2024-05-01T08:00:04.000Z",
+        "event": "tailgate",
+        "kind": "alarm",
+    }
 
 
 @pytest.mark.parametrize("name", ["", "Passage", "denied;drop", "a b", "1st", "x."])

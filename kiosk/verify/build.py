@@ -1,0 +1,148 @@
+"""Central-side tools: build a trust bundle body from a DSC folder and a description.
+
+The description is TOML (``.toml``) or JSON (anything else); every key is
+optional (docs/trust-bundle.md shows a full example)::
+
+    version = 7                        # required: strictly increasing per release
+    issued_at = "2026-11-26T00:00:00Z" # default: now
+    max_age_s = 604800                 # fresh for 7 days (default)
+    grace_s = 1209600                  # then stale for 14 days (default)
+    [signers."de-dsc-1.der"]           # per DSC file; default country = subject C,
+    country = "DE"                     # types = all three
+    types = ["v", "t", "r"]
+    [revocation]
+    uci = ["<32 hex digits>"]          # 16-byte hashes; also countrycodeuci, signature
+    uci_file = "uci.txt"               # one hex hash per line (also *_file for the others)
+    uvci = ["URN:UVCI:01:DE:..."]      # plain UVCIs, hashed here as UCI
+    kids = ["<16 hex digits>"]         # blocked signer keys
+    [policy]                           # kiosk.verify.rules wire form; default policy if absent
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from kiosk.decision import CertType
+from kiosk.errors import DocumentError
+from kiosk.verify.bundle import BundleSigner, TrustBundle
+from kiosk.verify.revocation import HASH_TYPES, HashList, Revocation, uci_hash
+from kiosk.verify.rules import Policy
+from kiosk.verify.trust import _file_ders
+
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_AGE_S", "build_bundle", "read_description"]
+
+DEFAULT_MAX_AGE_S = 7 * 86400
+DEFAULT_GRACE_S = 14 * 86400
+_SUFFIXES = (".pem", ".der", ".crt")
+
+
+def read_description(path: Path) -> dict[str, Any]:
+    """Read a TOML or JSON description. Raises DocumentError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise DocumentError(f"{path}: cannot read description: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DocumentError(f"{path}: description is not a table/object")
+    return data
+
+
+def _hex_list(values: Any, width: int, what: str) -> list[bytes]:
+    if not isinstance(values, list):
+        raise DocumentError(f"{what} must be a list of hex strings")
+    out = []
+    for value in values:
+        try:
+            raw = bytes.fromhex(str(value).strip())
+        except ValueError:
+            raise DocumentError(f"{what}: {value!r} is not hex") from None
+        if len(raw) != width:
+            raise DocumentError(f"{what}: {value!r} is not {width} bytes")
+        out.append(raw)
+    return out
+
+
+def _revocation(obj: Any, base: Path) -> Revocation:
+    if obj is None:
+        return Revocation()
+    if not isinstance(obj, dict):
+        raise DocumentError("revocation must be a table")
+    lists: dict[str, HashList] = {}
+    for name in HASH_TYPES:
+        hashes = _hex_list(obj.get(name, []), 16, f"revocation.{name}")
+        if f"{name}_file" in obj:
+            lines = (base / str(obj[f"{name}_file"])).read_text().split()
+            hashes += _hex_list(lines, 16, f"revocation.{name}_file")
+        if name == "uci":
+            hashes += [uci_hash(str(u)) for u in obj.get("uvci", [])]
+        lists[name] = HashList.from_hashes(hashes)
+    kids = frozenset(_hex_list(obj.get("kids", []), 8, "revocation.kids"))
+    return Revocation(kids=kids, **lists)
+
+
+def _country(der: bytes) -> str | None:
+    attrs = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(
+        NameOID.COUNTRY_NAME)
+    return str(attrs[0].value) if attrs else None
+
+
+def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = None) -> TrustBundle:
+    """Build (and self-check) a bundle from ``dsc_dir`` and ``description``.
+
+    Raises:
+        DocumentError: a missing version, an unreadable DSC, a DSC without a
+            country, a bad hash, or a policy/body that would not parse on a gate.
+    """
+    desc = read_description(description)
+    version = desc.get("version")
+    if type(version) is not int or version < 1:
+        raise DocumentError("description: version must be an integer >= 1")
+    issued = desc.get("issued_at")
+    if issued is None:
+        issued_at = now or datetime.now(UTC)
+    else:
+        try:
+            issued_at = datetime.fromisoformat(str(issued).replace("Z", "+00:00"))
+        except ValueError:
+            raise DocumentError(f"description: issued_at {issued!r} is not ISO 8601") from None
+        if issued_at.tzinfo is None:
+            issued_at = issued_at.replace(tzinfo=UTC)
+    per_file = desc.get("signers", {})
+    signers = []
+    for file in sorted(p for p in dsc_dir.iterdir() if p.suffix.lower() in _SUFFIXES):
+        spec = per_file.get(file.name, {})
+        try:
+            ders = _file_ders(file)
+            for der in ders:
+                country = spec.get("country") or _country(der)
+                if not country:
+                    raise DocumentError(f"{file.name}: no country (set signers.{file.name})")
+                types = spec.get("types", [t.value for t in CertType])
+                signers.append(BundleSigner(der, country, frozenset(CertType(t) for t in types)))
+        except (OSError, ValueError) as exc:
+            raise DocumentError(f"{file.name}: {exc}") from exc
+    try:
+        policy = Policy.from_obj(desc.get("policy"))
+    except ValueError as exc:
+        raise DocumentError(f"description: policy: {exc}") from exc
+    bundle = TrustBundle(
+        version=version,
+        issued_at=issued_at.replace(microsecond=0),
+        max_age_s=int(desc.get("max_age_s", DEFAULT_MAX_AGE_S)),
+        grace_s=int(desc.get("grace_s", DEFAULT_GRACE_S)),
+        signers=tuple(signers),
+        revocation=_revocation(desc.get("revocation"), description.parent),
+        policy=policy,
+    )
+    TrustBundle.from_cbor(bundle.to_cbor())  # what a gate would refuse, refuse here
+    for entry in bundle.signers:
+        entry.signer()  # every DSC must be usable on a gate
+    return bundle

@@ -1,0 +1,133 @@
+"""Build the device's verifier from configuration: trust source, trusted clock, policy.
+
+:func:`open_verifier` is the one place that decides between the signed trust
+bundle and the unsigned dev folder (``verify.trust_source``), sets up the
+trusted clock with its persisted high-water mark, and resolves the scan mode
+(``[policy]`` overrides on top of the bundle's policy).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
+from kiosk.errors import ConfigError, DocumentError
+from kiosk.signing import load_public_keys
+from kiosk.verify.bundlefile import read_installed
+from kiosk.verify.clock import AdjtimexProbe, FixedProbe, SyncProbe, TimesyncdProbe, TrustedClock
+from kiosk.verify.hc1 import Verifier
+from kiosk.verify.material import TrustMaterial
+from kiosk.verify.rules import DEFAULT_POLICY, Policy, ScanMode
+from kiosk.verify.trust import TrustStore
+
+__all__ = ["load_material", "make_probe", "open_verifier", "resolve_source"]
+
+_log = logging.getLogger(__name__)
+
+
+def make_probe(name: str) -> SyncProbe:
+    """The synchronisation probe named by ``clock.probe``; adjtimex falls back to none."""
+    if name == "adjtimex":
+        try:
+            return AdjtimexProbe()
+        except (OSError, AttributeError) as exc:  # not Linux / no libc symbol
+            _log.warning("adjtimex unavailable (%s): clock treated as unsynchronised", exc)
+            return FixedProbe(False)
+    if name == "timesyncd":
+        return TimesyncdProbe()
+    return FixedProbe(False)
+
+
+def resolve_source(cfg: VerifyConfig, state_dir: Path) -> str:
+    """``bundle`` or ``folder`` for this configuration (``auto`` decided by what exists)."""
+    if cfg.trust_source != "auto":
+        return cfg.trust_source
+    if (state_dir / cfg.bundle_file).exists():
+        return "bundle"
+    return "folder" if cfg.trust_dir.is_dir() else "bundle"
+
+
+def _mode(policy: Policy, cfg: PolicyConfig, default: str | None) -> ScanMode:
+    try:
+        return policy.mode(cfg.mode or default, naa_hours=cfg.test_naa_max_hours,
+                           rat_hours=cfg.test_rat_max_hours,
+                           recovery_days=cfg.recovery_max_days)
+    except ValueError as exc:
+        # Fail closed: a gate must not guess which entry rules the site meant.
+        raise ConfigError(f"policy.mode: {exc}") from None
+
+
+def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
+                  clock: TrustedClock | None = None) -> TrustMaterial:
+    """Load the trust material named by ``cfg``.
+
+    A missing, unreadable or forged installed bundle gives
+    :meth:`TrustMaterial.none` (every scan denied with TRUST_EXPIRED; logged as
+    an error) rather than a gate that does not start.  A loaded bundle raises
+    ``clock``'s high-water mark to its issue time.
+
+    Raises:
+        ConfigError: ``policy.mode`` names a mode the policy does not define.
+    """
+    source = resolve_source(cfg, state_dir)
+    if source == "folder":
+        try:
+            store = TrustStore.from_folder(cfg.trust_dir)
+        except OSError as exc:
+            _log.error("dev trust folder %s unreadable: %s", cfg.trust_dir, exc)
+            return TrustMaterial.none()
+        _log.warning("UNSIGNED dev mode: %d DSC(s) from %s", len(store), cfg.trust_dir)
+        return TrustMaterial.dev(store, _mode(DEFAULT_POLICY, policy, "any"))
+    path = state_dir / cfg.bundle_file
+    try:
+        bundle = read_installed(path, load_public_keys(cfg.authority_keys))
+    except DocumentError as exc:
+        _log.error("trust bundle %s refused: %s", path, exc)
+        return TrustMaterial.none()
+    if bundle is None:
+        _log.error("no trust bundle installed at %s: every scan is denied", path)
+        return TrustMaterial.none()
+    if clock is not None:
+        clock.raise_floor(bundle.issued_at.timestamp())
+    store = bundle.store()
+    _log.info("trust bundle v%d: %d signers, %d revocation entries", bundle.version,
+              len(store), len(bundle.revocation))
+    return TrustMaterial(
+        store=store,
+        revocation=bundle.revocation,
+        mode=_mode(bundle.policy, policy, None),
+        version=bundle.version,
+        issued_at=bundle.issued_at,
+        max_age_s=bundle.max_age_s,
+        grace_s=bundle.grace_s,
+    )
+
+
+def open_verifier(cfg: VerifyConfig, *, wall_clock: Callable[[], datetime], state_dir: Path,
+                  clock: ClockConfig | None = None, policy: PolicyConfig | None = None,
+                  probe: SyncProbe | None = None) -> Verifier:
+    """The device verifier: trust material per ``cfg``, trusted clock, scan mode.
+
+    Args:
+        cfg: the ``[verify]`` section.
+        wall_clock: the system clock (aware UTC).
+        state_dir: ``device.data_dir``: holds the installed bundle and the clock state.
+        clock / policy: the ``[clock]`` and ``[policy]`` sections (defaults when None).
+        probe: clock synchronisation probe; default from ``clock.probe``.
+
+    Raises:
+        ConfigError: ``policy.mode`` is unknown to the loaded policy.
+    """
+    clock_cfg = clock or ClockConfig()
+    trusted = TrustedClock(
+        wall_clock,
+        probe if probe is not None else make_probe(clock_cfg.probe),
+        state_dir / clock_cfg.state_file,
+        policy=clock_cfg.unsynchronised,  # type: ignore[arg-type]
+        persist_interval_s=clock_cfg.persist_interval_s,
+    )
+    material = load_material(cfg, state_dir, policy or PolicyConfig(), trusted)
+    return Verifier(material, trusted, on_expired=cfg.on_expired)

@@ -1,0 +1,56 @@
+"""Anti-passback store: keyed hashes only, a window that survives restarts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import stat
+from pathlib import Path
+
+from kiosk.gate import PassbackGuard
+from kiosk.gate.passback import DB_FILE, SECRET_FILE
+
+CRED = b"\x30\x45" + b"signature-bytes" * 4
+
+
+def test_stores_only_a_keyed_hash(tmp_path: Path) -> None:
+    with PassbackGuard(tmp_path, 300) as guard:
+        key = guard.key(CRED)
+        guard.admit(key, 1000.0)
+    secret = (tmp_path / SECRET_FILE).read_bytes()
+    assert len(secret) == 32
+    assert stat.S_IMODE((tmp_path / SECRET_FILE).stat().st_mode) == 0o600
+    assert key == hmac.new(secret, CRED, hashlib.sha256).digest()
+    assert key != hashlib.sha256(CRED).digest()
+    raw = (tmp_path / DB_FILE).read_bytes()
+    assert CRED not in raw and hashlib.sha256(CRED).digest() not in raw
+    rows = sqlite3.connect(str(tmp_path / DB_FILE)).execute("SELECT key FROM admitted").fetchall()
+    assert rows == [(key,)]
+
+
+def test_window_and_persistence_across_restart(tmp_path: Path) -> None:
+    with PassbackGuard(tmp_path, 300) as guard:
+        key = guard.key(CRED)
+        assert not guard.seen(key, 1000.0)
+        guard.admit(key, 1000.0)
+        assert guard.seen(key, 1299.0)
+    with PassbackGuard(tmp_path, 300) as again:  # a reboot: same secret, same table
+        assert again.key(CRED) == key
+        assert again.seen(key, 1200.0)
+        assert not again.seen(key, 1300.0)
+        again.release(key)
+        assert not again.seen(key, 1200.0)
+
+
+def test_two_gates_hash_differently(tmp_path: Path) -> None:
+    with PassbackGuard(tmp_path / "a", 300) as a, PassbackGuard(tmp_path / "b", 300) as b:
+        assert a.key(CRED) != b.key(CRED)
+
+
+def test_zero_window_disables(tmp_path: Path) -> None:
+    with PassbackGuard(tmp_path, 0) as guard:
+        assert not guard.enabled
+        guard.admit(b"k", 1.0)
+        assert not guard.seen(b"k", 1.0)
+    assert not (tmp_path / DB_FILE).exists()
