@@ -68,6 +68,9 @@ class Mosquitto:
     extra_config: str = ""
     process: subprocess.Popen[bytes] | None = None
 
+    def __post_init__(self) -> None:
+        """A hook for subclasses (the fixture registers each broker here to stop it)."""
+
     def start(self) -> None:
         """Start the broker and wait until it accepts connections (max 10 s)."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

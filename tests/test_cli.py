@@ -91,6 +91,9 @@ def test_demo_once_plays_every_sample_and_publishes_counts(
     assert len(counts) >= 6  # at least one report per decision (QoS 1: duplicates possible)
     assert max(c["totals"]["allowed"] for c in counts) == 2
     assert max(c["totals"]["denied"] for c in counts) == 4
+    statuses = [json.loads(p) for t, p, _ in subscriber.messages if t.endswith("/status")]
+    assert statuses and statuses[-1]["decoder"] in ("zxing", "pyzbar")
+    assert isinstance(statuses[-1]["camera_fps"], int | float)
     # Personal data never leaves the device: no names or raw payloads on the wire.
     wire = b"".join(payload for _, payload, _ in subscriber.messages)
     assert b"HC1:" not in wire and b"*" not in wire

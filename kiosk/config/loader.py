@@ -115,7 +115,12 @@ def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) 
             values[name] = _build(hint, raw[name], dotted, locator, base_dir)
         else:
             values[name] = _coerce(raw[name], hint, spec.metadata, dotted, locator, base_dir)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        # Cross-field rules inside a section raise "<dotted.key>: reason": add file and line.
+        key, _, reason = str(exc).partition(": ")
+        raise locator.error(key, reason) from None
 
 
 def _coerce(

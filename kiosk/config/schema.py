@@ -307,7 +307,9 @@ class MqttConfig:
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("mqtt.tls_cert and mqtt.tls_key must be set together")
+            missing = "mqtt.tls_key" if self.tls_key is None else "mqtt.tls_cert"
+            present = "mqtt.tls_cert" if self.tls_key is None else "mqtt.tls_key"
+            raise ConfigError(f"{present}: requires {missing} (they are set together)")
         if self.tls_cert is not None and self.tls_ca is None:
             raise ConfigError("mqtt.tls_cert: requires mqtt.tls_ca (client certificates need TLS)")
         if self.password_file is not None and not self.username:

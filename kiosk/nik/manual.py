@@ -34,6 +34,14 @@ class ManualOutcome(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
+def outcome_of(decision: Decision) -> ManualOutcome:
+    """How a manual check ended, read from the decision :meth:`ManualCheck.resolve`
+    or :meth:`ManualCheck.poll` returned (the gate counts it as ``nik_manual.<outcome>``)."""
+    if decision.allowed:
+        return ManualOutcome.CONFIRMED
+    return ManualOutcome.TIMEOUT if decision.detail == "timeout" else ManualOutcome.REFUSED
+
+
 @dataclass(frozen=True, slots=True)
 class ManualAudit:
     """One finished manual check, for the audit trail. Contains no personal data.
@@ -99,6 +107,10 @@ class ManualCheck:
             self._finish(ManualOutcome.TIMEOUT, "")
         self._pending = (self._monotonic(), trigger)
         self.counts.requested += 1
+
+    def deadline(self) -> float | None:
+        """Monotonic time at which the pending request times out, or None."""
+        return None if self._pending is None else self._pending[0] + self.timeout_s
 
     def resolve(self, confirmed: bool, staff_id: str = "") -> Decision | None:
         """Staff answered: allow (``OK``, detail ``manual``) or deny ``NIK_STAFF_REFUSED``.

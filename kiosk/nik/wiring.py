@@ -83,6 +83,7 @@ def sim_nik_verifier(
     monotonic: Callable[[], float] = time.monotonic,
     rate_burst: int = 100,
     rate_per_minute: float = 600.0,
+    manual_timeout_s: float = 60.0,
     audit: Callable[[ManualAudit], None] | None = None,
 ) -> NikVerifier:
     """A verifier over a freshly built, signed and installed list, for simulation and demos.
@@ -110,7 +111,9 @@ def sim_nik_verifier(
     return NikVerifier(
         mode=mode,
         limiter=TokenBucket(rate_burst, rate_per_minute / 60.0),
-        manual=ManualCheck(audit=audit, monotonic=monotonic, wall_clock=wall_clock),
+        manual=ManualCheck(
+            timeout_s=manual_timeout_s, audit=audit, monotonic=monotonic, wall_clock=wall_clock
+        ),
         status_list=load_installed(workdir / "gate", trusted) if mode == "list" else None,
         wall_clock=wall_clock,
         monotonic=monotonic,

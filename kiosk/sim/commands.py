@@ -54,9 +54,10 @@ def _simulate(args: argparse.Namespace) -> int:
     result = run_scenario(args.scenario, args.log, args.state, args.screens)
     decisions = [e for e in result.events if e["event"] == "decision"]
     allowed = sum(e["result"] == "allow" for e in decisions)
+    denied = sum(e["result"] == "deny" for e in decisions)  # "pending" waits for staff
     print(
         f"{args.scenario}: {len(result.events)} events, {allowed} allowed, "
-        f"{len(decisions) - allowed} denied" + (f"; log {args.log}" if args.log else "")
+        f"{denied} denied" + (f"; log {args.log}" if args.log else "")
     )
     return 0
 

@@ -143,7 +143,7 @@ class _Run:
     def _next_time(self) -> float | None:
         times = [self._queue[0][0]] if self._queue else []
         assert self.app is not None
-        deadline = self.app.loop.driver.next_deadline(after=self.clock.monotonic())
+        deadline = self.app.loop.next_deadline(after=self.clock.monotonic())
         if deadline is not None:
             times.append(deadline - MONOTONIC_ORIGIN)
         return min(times) if times else None
@@ -155,11 +155,13 @@ class _Run:
     @contextlib.contextmanager
     def _build(self) -> Iterator[GateApp]:
         verifier = _sim_verifier(self.config, self.clock)
+        nik_verifier = _sim_nik_verifier(self.config, self.scenario, self.clock)
         with build_app(
             self.config,
             source=_NoFrames(),
             pin_factory=self.factory,
             verifier=verifier,
+            nik_verifier=nik_verifier,
             wall_clock=self.clock.wall,
             monotonic=self.clock.monotonic,
             on_event=self.emit,
@@ -168,6 +170,8 @@ class _Run:
                 yield app
             finally:
                 verifier.close()  # persists the (virtual) clock's high-water mark
+                if nik_verifier is not None:
+                    nik_verifier.close()
 
     # -- actions -------------------------------------------------------------
     def _action(self, step: Step) -> Callable[[], None]:
@@ -204,6 +208,8 @@ class _Run:
                 self._arm_stuck = step.value
             elif step.action == "restart":
                 self._restart()
+            elif step.action == "staff" and loop.staff_answer(step.value) is None:
+                self.emit("staff_key_ignored", {"step": step.index})
 
         return run
 
@@ -246,14 +252,16 @@ class _Run:
 
 def _sim_config(scenario: Scenario, state_dir: Path) -> KioskConfig:
     overrides = dict(scenario.overrides)
-    # The simulation's edges always win: no real GPIO, no window, no broker.
+    # The simulation's edges always win: no real GPIO, no window. A scenario
+    # publishes (through the real outbox and client) only when it asks to with
+    # `"mqtt.enabled" = true` in its overrides, so runs stay reproducible offline.
     overrides.update(
         {
             "device.data_dir": str(state_dir),
             "gate.pin_factory": "mock",
             "display.driver": "dummy",
             "display.fullscreen": False,
-            "mqtt.enabled": False,
+            "mqtt.enabled": scenario.overrides.get("mqtt.enabled") is True,
         }
     )
     return load_config(scenario.config, overrides)
@@ -277,6 +285,29 @@ def _sim_verifier(config: KioskConfig, clock: VirtualClock) -> Any:
         clock=config.clock,
         policy=config.policy,
         probe=probe,
+    )
+
+
+def _sim_nik_verifier(config: KioskConfig, scenario: Scenario, clock: VirtualClock) -> Any:
+    """A NIK verifier over the scenario's ``nik_list``, signed and installed for real.
+
+    None when ``nik.mode`` is "off" (the gate then denies NIKs as disabled). The
+    list is built with cheap KDF parameters under the run's data folder; the
+    site's rate limits apply as configured.
+    """
+    if config.nik.mode == "off":
+        return None
+    from kiosk.nik import sim_nik_verifier
+
+    return sim_nik_verifier(
+        config.device.data_dir / "sim-niklist",
+        scenario.nik_list,
+        mode=config.nik.mode,
+        wall_clock=clock.wall,
+        monotonic=clock.monotonic,
+        rate_burst=config.nik.rate_burst,
+        rate_per_minute=config.nik.rate_per_minute,
+        manual_timeout_s=config.nik.manual_timeout_s,
     )
 
 

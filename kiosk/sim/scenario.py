@@ -14,12 +14,16 @@ A scenario is a TOML file::
 Actions: ``scan`` (image file), ``payload`` (QR text), ``passage`` (true: one
 beam-break), ``fire_alarm`` (true/false), ``nik`` (16 digits), ``exit`` (true:
 exit button press), ``arm_stuck`` (true/false: the simulated arm stops moving),
-``restart`` (true: the gate process restarts; state on disk is kept).
+``restart`` (true: the gate process restarts; state on disk is kept),
+``staff`` (true/false: a staff key confirms or refuses a pending manual KTP check).
+``nik_list`` (top level, optional): the NIKs on the simulated KTP status list,
+signed and installed through the real code when ``nik.mode`` is not "off".
 Every error names the file and the step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,8 +41,9 @@ ACTIONS: dict[str, type | tuple[type, ...]] = {
     "exit": bool,
     "arm_stuck": bool,
     "restart": bool,
+    "staff": bool,
 }
-_TOP_KEYS = {"start", "config", "end", "overrides", "step"}
+_TOP_KEYS = {"start", "config", "end", "overrides", "step", "nik_list"}
 # Without ``end``, a scenario runs until nothing is pending, at most this long
 # after its last step (a safety net: a stuck deadline cannot hang the run).
 MAX_TAIL_S = 3600.0
@@ -64,6 +69,7 @@ class Scenario:
     overrides: dict[str, Any]
     steps: tuple[Step, ...]
     end: float | None = None
+    nik_list: tuple[str, ...] = field(default=(), repr=False)  # synthetic NIKs: never printed
 
     def resolve(self, relative: str) -> Path:
         """A path from the scenario file, relative to its folder."""
@@ -101,6 +107,9 @@ def load_scenario(path: Path) -> Scenario:
     if not isinstance(steps_raw, list):
         raise ConfigError(f"{path}: step: expected [[step]] tables")
     steps = [_step(path, i, s) for i, s in enumerate(steps_raw, start=1)]
+    nik_list = raw.get("nik_list", [])
+    if not isinstance(nik_list, list) or not all(isinstance(n, str) for n in nik_list):
+        raise ConfigError(f"{path}: nik_list: expected an array of strings")
     steps.sort(key=lambda s: (s.at, s.index))  # stable: same time keeps file order
     scenario = Scenario(
         path=path.resolve(),
@@ -109,16 +118,10 @@ def load_scenario(path: Path) -> Scenario:
         overrides=dict(_flatten(overrides)),
         steps=tuple(steps),
         end=float(end) if end is not None else None,
+        nik_list=tuple(nik_list),
     )
     if config is not None:
-        scenario = Scenario(
-            scenario.path,
-            start,
-            scenario.resolve(config),
-            scenario.overrides,
-            scenario.steps,
-            scenario.end,
-        )
+        scenario = dataclasses.replace(scenario, config=scenario.resolve(config))
     return scenario
 
 

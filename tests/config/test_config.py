@@ -191,3 +191,10 @@ def test_every_gate_pin_is_checked_for_clashes(
 def test_unset_optional_pins_do_not_clash(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[gate]\nexit_button_pin = ""\narm_feedback_pin = ""\n'))
     assert config.gate.exit_button_pin is None and config.gate.arm_feedback_pin is None
+
+
+def test_section_rules_name_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[mqtt]\nhost = "broker"\ntls_cert = "gate.pem"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:3: mqtt.tls_cert: ")

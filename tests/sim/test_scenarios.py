@@ -191,3 +191,50 @@ def test_screens_are_saved_as_png(tmp_path: Path) -> None:
     names = sorted(p.name for p in shots.glob("*.png"))
     assert "000000.250-emergency.png" in names
     assert "000000.000-allowed.png" in names
+
+
+def test_nik_list_mode_allows_members_only_and_never_logs_a_nik(tmp_path: Path) -> None:
+    result = run("nik-list", tmp_path)
+    assert [(e["result"], e["reason"]) for e in of(result, "decision", input="nik")] == [
+        ("allow", "ok"),
+        ("deny", "nik_not_listed"),
+        ("deny", "nik_invalid"),
+        ("allow", "ok"),
+    ]
+    assert result.totals["input.nik"] == 4 and result.totals["passage"] == 1
+    assert result.totals["denied.nik_not_listed"] == 1
+    log = (tmp_path / "nik-list.jsonl").read_text()
+    for nik in ("3171015008900001", "3273014105850002", "3171011203950003", "3171013202950001"):
+        assert nik not in log
+    # The relay opened for the two listed numbers only.
+    assert [start for start, _ in relay_pulses(result)] == [0.0, 30.0]
+
+
+def test_nik_manual_mode_waits_for_staff_and_counts_each_outcome(tmp_path: Path) -> None:
+    result = run("nik-manual", tmp_path)
+    decisions = [(e["t"], e["result"], e["reason"]) for e in of(result, "decision")]
+    assert decisions == [
+        (0.0, "pending", "nik_staff_check"),
+        (5.0, "allow", "ok"),  # staff confirmed
+        (20.0, "pending", "nik_staff_check"),
+        (24.0, "deny", "nik_staff_refused"),  # staff refused
+        (40.0, "pending", "nik_staff_check"),
+        (70.0, "deny", "nik_staff_refused"),  # nobody answered within 30 s
+    ]
+    # One count per traveller (pending is not a decision), plus the manual audit counters.
+    assert result.totals["allowed"] == 1 and result.totals["denied"] == 2
+    assert result.totals["input.nik"] == 3
+    assert [result.totals[f"nik_manual.{o}"] for o in ("confirmed", "refused", "timeout")] == [
+        1,
+        1,
+        1,
+    ]
+    assert of(result, "staff_key_ignored") == [
+        {"t": 100.0, "event": "staff_key_ignored", "step": 7}
+    ]
+    assert [start for start, _ in relay_pulses(result)] == [5.0]  # only the confirmed one
+
+
+def test_nik_off_mode_denies_as_disabled(tmp_path: Path) -> None:
+    result = run("nik", tmp_path)
+    assert [e["reason"] for e in of(result, "decision")] == ["nik_disabled"]

@@ -1,12 +1,13 @@
 """SIGKILL at random moments while scans are counted and published (soak test).
 
-Marked ``slow``: about 30 s. A child process (crash_child.py) records a numbered
-stream of scans and prints each confirmed one; the test kills it with SIGKILL
-at random moments at least 20 times, checks after each kill that the store holds
-every confirmed scan plus at most the one in flight, restarts it (it resumes
-where the store says), and finally lets it finish and drain. Then the totals are
-exact, the file passes ``PRAGMA integrity_check`` and the receiver, after
-de-duplication, has every change exactly once.
+Marked ``slow`` (the soak test of this folder): 15-30 s. A child process
+(crash_child.py) records a numbered stream of scans and prints each confirmed
+one; the test kills it with SIGKILL at random moments at least 20 times, checks
+after each kill that the store holds every confirmed scan plus at most the one
+in flight, restarts it (it resumes where the store says), and finally lets it
+finish and drain. Then the totals are exact, the file passes
+``PRAGMA integrity_check`` and the receiver, after de-duplication, has every
+change exactly once.
 """
 
 from __future__ import annotations

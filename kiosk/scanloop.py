@@ -1,0 +1,316 @@
+"""The scan loop: frame → QR decode → one scan per code → verify → gate → screen → counts.
+
+Owned by the main thread (see docs/architecture.md). It owns the frame source,
+the decoder, the verifiers, the gate (state machine, outputs, sampled inputs,
+anti-passback store), the screen and the count store's writer; relay pulses
+are timed by the state machine per loop turn. Built by :func:`kiosk.app.build_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from kiosk.camera import FrameSource
+from kiosk.decision import Decision, InputKind, Reason
+from kiosk.decode import Decoder, RepeatFilter
+from kiosk.display import NullScreen, Screen
+from kiosk.display.views import DeviceStatus, screen_name, status_from_health, view_for
+from kiosk.errors import CameraTimeout
+from kiosk.gate import GateDriver, GateMachine, GateOutputs, MachineConfig, Mode
+from kiosk.nik.manual import outcome_of
+from kiosk.nik.verifier import is_pending
+from kiosk.telemetry import CountStore, MqttPublisher
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
+
+
+class CredentialVerifier(Protocol):
+    """Anything that turns a scanned text into a decision without raising."""
+
+    def verify(self, text: str) -> Decision:
+        """Decide on ``text``; never raises."""
+        ...
+
+
+@dataclass
+class LoopStats:
+    """Counters of the scan loop, for status reports and the demo summary."""
+
+    frames: int = 0
+    scans: int = 0
+    allowed: int = 0
+    denied: int = 0
+    camera_timeouts: int = 0
+    store_errors: int = 0
+
+
+# Consecutive camera timeouts before the screen says "scanner out of order".
+SCANNER_FAULT_AFTER = 3
+# How often the verifier's health (trust list age, clock) is asked, in seconds.
+HEALTH_EVERY_S = 5.0
+
+
+class ScanLoop:
+    """Frame → QR decode → one scan per code → verify → gate machine → screen → counts.
+
+    Every scanned text produces exactly one decision; nothing raised by the
+    verifier or the count store stops the loop. Each turn (one frame) also
+    *ticks* the gate: inputs are sampled and debounced, relay pulses and grant
+    timeouts end, results return to idle (see :class:`kiosk.gate.GateDriver`).
+    Any other exception switches the relay off before it propagates, so a
+    crash never leaves the turnstile released. The loop does not sleep: the
+    frame source paces it. Clocks are injected; the simulator passes a virtual one.
+
+    Args (beyond the parts): ``result_hold_s`` is used only without a ``driver``
+    (the gate: machine + outputs + inputs + anti-passback); ``wall_clock`` (aware
+    UTC: counts, anti-passback) and ``monotonic`` (seconds: pulses, timeouts,
+    debouncing) are the clocks; ``nik_verifier`` decides typed NIKs (None: deny
+    NIK_DISABLED); ``on_decision`` gets every final decision; ``on_event`` gets
+    ``(event, fields)`` for decisions, screens, counts and gate events (fields
+    never hold a name, NIK or payload).
+    """
+
+    def __init__(
+        self,
+        *,
+        source: FrameSource,
+        decoder: Decoder,
+        repeat: RepeatFilter,
+        verifier: CredentialVerifier,
+        outputs: GateOutputs,
+        screen: Screen | NullScreen,
+        store: CountStore,
+        publisher: MqttPublisher | None,
+        result_hold_s: float,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        on_decision: Callable[[Decision], None] | None = None,
+        driver: GateDriver | None = None,
+        nik_verifier: CredentialVerifier | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._decoder = decoder
+        self._repeat = repeat
+        self._verifier = verifier
+        self._nik_verifier = nik_verifier
+        self._outputs = outputs
+        self._screen = screen
+        self._store = store
+        self._publisher = publisher
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._on_decision = on_decision
+        self._emit = on_event or (lambda event, fields: None)
+        self.driver = driver or GateDriver(
+            GateMachine(MachineConfig(result_hold_s=result_hold_s)), outputs
+        )
+        if on_event is not None:
+            self.driver.on_event = on_event
+        self._status = DeviceStatus()
+        self._health_at: float | None = None
+        self._timeouts_in_row = 0
+        self.stats = LoopStats()
+
+    def run(self, stop: threading.Event) -> None:
+        """Process frames until ``stop`` is set, the window is closed or the source ends."""
+        self.start()
+        try:
+            while not stop.is_set():
+                if self._screen.poll_quit() or not self.step():
+                    break
+        except BaseException as exc:  # e.g. the frame source failed: relay safe, then re-raise
+            log.error("scan loop stopped by %s; relay to its safe state", type(exc).__name__)
+            self.driver.safe()
+            raise
+
+    def start(self) -> None:
+        """The safe state: relay and LEDs off, idle screen."""
+        self._guarded(lambda: self._count_events(self.driver.start(self._monotonic())))
+
+    def step(self) -> bool:
+        """Process one frame. Returns False when the frame source has ended."""
+        try:
+            frame = self._source.read()
+        except CameraTimeout:
+            self.stats.camera_timeouts += 1
+            self._timeouts_in_row += 1
+            log.warning("camera delivered no frame in time (%d so far)", self.stats.camera_timeouts)
+            self.tick()
+            return True
+        self._timeouts_in_row = 0
+        self.tick()
+        if frame is None:
+            return False
+        self.process_frame(frame.gray, frame.timestamp)
+        return True
+
+    def process_frame(self, gray: Any, timestamp: float) -> list[Decision]:
+        """Decode one grey image; decide on each code newly in view. Returns the decisions."""
+        self.stats.frames += 1
+        texts = self._guarded(lambda: self._decoder.decode(gray))
+        return [self.decide(text) for text in self._repeat.feed(texts, timestamp)]
+
+    def tick(self) -> None:
+        """Sample inputs, end due pulses/grants/results, refresh status and screen."""
+
+        def work() -> None:
+            now = self._monotonic()
+            self._refresh_status(now)
+            fault = self._timeouts_in_row >= SCANNER_FAULT_AFTER
+            self._count_events(
+                self.driver.set_status(degraded=self._status.degraded, scanner_fault=fault, now=now)
+            )
+            self._count_events(self.driver.tick(now))
+            self._finish_manual_check(self._manual().poll() if self._manual() else None)
+            self._show()
+
+        self._guarded(work)
+
+    def decide(self, text: str) -> Decision:
+        """Verify one scanned text and act on it: gate first, then screen, then counts."""
+        self.driver.machine.begin_verify(self._monotonic())  # phase "verifying" meanwhile
+        return self._act(self._verify(self._verifier, text))
+
+    def decide_nik(self, nik: str) -> Decision:
+        """Verify a typed KTP number (deny ``NIK_DISABLED`` when no NIK verifier is set).
+
+        In manual mode the answer may be "wait for staff" (``NIK_STAFF_CHECK``):
+        shown and logged but not counted, since the traveller's decision is the
+        staff's answer (:meth:`staff_answer`) or its timeout, counted then.
+        """
+        if self._nik_verifier is None:
+            return self._act(Decision.deny(Reason.NIK_DISABLED, "no NIK verifier", InputKind.NIK))
+        decision = self._verify(self._nik_verifier, nik, InputKind.NIK)
+        return self._act(decision, final=not is_pending(decision))
+
+    def staff_answer(self, confirmed: bool, staff_id: str = "") -> Decision | None:
+        """A staff key answered the pending manual KTP check; returns the decision acted on.
+
+        None when no check is pending (a stray key press changes nothing).
+        """
+        manual = self._manual()
+        decision = manual.resolve(confirmed, staff_id) if manual is not None else None
+        return self._finish_manual_check(decision)
+
+    def next_deadline(self, after: float = float("-inf")) -> float | None:
+        """The next monotonic time something is due (gate timers, a manual-check timeout).
+
+        For the simulator's virtual clock, which jumps from deadline to deadline.
+        """
+        manual = self._manual()
+        times = [self.driver.next_deadline(after), manual.deadline() if manual else None]
+        due = [t for t in times if t is not None and t > after]
+        return min(due) if due else None
+
+    def _manual(self) -> Any:
+        """The NIK verifier's manual-check desk, when it has one."""
+        return getattr(self._nik_verifier, "manual", None)
+
+    def _finish_manual_check(self, decision: Decision | None) -> Decision | None:
+        if decision is None:
+            return None
+        result = self._act(decision)
+        # Hand-admitted entries are counted apart as well (site audit).
+        self._count_events([f"nik_manual.{outcome_of(decision).value}"])
+        return result
+
+    def _act(self, decision: Decision, *, final: bool = True) -> Decision:
+        now = self._monotonic()
+        wall_s = self._wall_clock().timestamp()
+        decision = self._guarded(lambda: self.driver.admit(decision, now, wall_s))
+        if final:
+            self.stats.scans += 1
+            if decision.allowed:
+                self.stats.allowed += 1
+            else:
+                self.stats.denied += 1
+        # Reasons and types only: the payload, name, NIK and birth date never reach a log.
+        log.info(
+            "decision %s reason=%s input=%s type=%s",
+            "allow" if decision.allowed else "deny",
+            decision.reason,
+            decision.input,
+            decision.cert_type or "-",
+        )
+        fields = {
+            "result": ("allow" if decision.allowed else "deny") if final else "pending",
+            "reason": str(decision.reason),
+            "input": str(decision.input),
+        }
+        if self.driver.machine.mode is Mode.EMERGENCY:
+            fields["gate"] = "emergency"  # decided and counted, but the gate is held open
+        self._emit("decision", fields)
+        counters = self._guarded(self.driver.sync)
+        self._guarded(self._show)
+        if final:
+            self._count(decision)
+        self._count_events(counters)
+        if self._on_decision is not None:
+            self._on_decision(decision)
+        return decision
+
+    def _verify(
+        self, verifier: CredentialVerifier, text: str, kind: InputKind = InputKind.QR
+    ) -> Decision:
+        try:
+            return verifier.verify(text)
+        except Exception as exc:  # the verifier promises not to raise; a bug must still deny
+            log.exception("verifier raised; denying")
+            return Decision.deny(Reason.INTERNAL_ERROR, type(exc).__name__, kind)
+
+    def _guarded(self, work: Callable[[], _T]) -> _T:
+        """Run ``work``; on any exception make the relay safe first, then re-raise."""
+        try:
+            return work()
+        except BaseException:
+            log.exception("scan loop failed; relay to its safe state")
+            self.driver.safe()
+            raise
+
+    def _show(self) -> None:
+        request = self.driver.take_screen()
+        if request is None:
+            return
+        self._screen.show_view(view_for(request.kind, request.decision, self._status))
+        self._emit("screen", {"screen": screen_name(request.kind, request.decision)})
+
+    def _refresh_status(self, now: float) -> None:
+        health = getattr(self._verifier, "health", None)
+        if health is None or (
+            self._health_at is not None and now - self._health_at < HEALTH_EVERY_S
+        ):
+            return
+        self._health_at = now
+        try:
+            self._status = status_from_health(health())
+        except Exception:  # a status report must never stop the gate
+            log.exception("verifier health check failed")
+
+    def _count(self, decision: Decision) -> None:
+        name = "allowed" if decision.allowed else "denied"
+        self._record(name, lambda: self._store.record(decision, self._wall_clock()))
+
+    def _count_events(self, names: list[str]) -> None:
+        for name in names:
+            self._record(name, partial(self._store.record_event, name, self._wall_clock()))
+
+    def _record(self, name: str, write: Callable[[], dict[str, int]]) -> None:
+        try:
+            totals = write()
+        except Exception:
+            # The gate keeps deciding even when the disk fails; the fault is counted and logged.
+            self.stats.store_errors += 1
+            log.exception("could not store the %s count", name)
+            return
+        self._emit("count", {"name": name, "total": totals.get(name, 0)})
+        if self._publisher is not None:
+            self._publisher.notify()
