@@ -12,11 +12,11 @@ from __future__ import annotations
 import abc
 import logging
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kiosk.closing import Closing
 from kiosk.errors import CameraError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Frame:
     index: int
 
 
-class FrameSource(abc.ABC):
+class FrameSource(Closing, abc.ABC):
     """Where frames come from: a context manager yielding :class:`Frame` objects.
 
     Subclasses implement :meth:`read` and :meth:`close`. ``close()`` must be
@@ -76,16 +76,6 @@ class FrameSource(abc.ABC):
     def close(self) -> None:
         """Release the device or files. Idempotent; never raises for a second call."""
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def to_gray(array: np.ndarray) -> np.ndarray:

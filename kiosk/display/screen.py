@@ -14,10 +14,10 @@ import logging
 import os
 import time
 from pathlib import Path
-from types import TracebackType
 
 import pygame
 
+from kiosk.closing import Closing
 from kiosk.config.schema import DisplayConfig
 from kiosk.decision import Decision
 from kiosk.display.render import FontCache, View, decision_view, draw_view, idle_view
@@ -31,7 +31,7 @@ KMSDRM_INIT_ATTEMPTS = 5
 KMSDRM_RETRY_DELAY_S = 1.0
 
 
-class Screen:
+class Screen(Closing):
     """A pygame window showing the idle screen or the last decision.
 
     Args:
@@ -189,19 +189,9 @@ class Screen:
         pygame.display.quit()
         log.info("display closed")
 
-    def __enter__(self) -> Screen:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
-class NullScreen:
+class NullScreen(Closing):
     """The screen when ``display.enabled`` is false: every method does nothing."""
 
     def show_idle(self) -> None:
@@ -223,16 +213,6 @@ class NullScreen:
     def close(self) -> None:
         """Do nothing."""
 
-    def __enter__(self) -> NullScreen:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_screen(cfg: DisplayConfig) -> Screen | NullScreen:

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from gpiozero import InputDevice
 
+from kiosk.closing import Closing
 from kiosk.config.schema import GateConfig
 from kiosk.errors import GpioError
 
@@ -133,7 +133,7 @@ def _wire_mock(pin: Any, spec: _Spec) -> None:
         drive()
 
 
-class GateInputs:
+class GateInputs(Closing):
     """The configured inputs as gpiozero ``InputDevice`` objects, polled by :meth:`poll`.
 
     Args:
@@ -209,13 +209,3 @@ class GateInputs:
                 log.exception("gate: could not release an input")
         self._devices.clear()
 
-    def __enter__(self) -> GateInputs:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

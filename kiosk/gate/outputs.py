@@ -27,11 +27,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from gpiozero import LED, Buzzer, DigitalOutputDevice
 
+from kiosk.closing import Closing
 from kiosk.config.schema import RELAY_HOLD_HARD_MAX_S, RELAY_PULSE_HARD_MAX_MS, GateConfig
 from kiosk.errors import ConfigError, GpioError
 
@@ -113,7 +113,7 @@ class _RelayGuard:
                 self._cut()
 
 
-class GateOutputs:
+class GateOutputs(Closing):
     """Relay, green/red/amber LEDs and an optional buzzer, driven from one place.
 
     Thread-safe (the relay guard and the loop may both switch the relay).
@@ -255,16 +255,6 @@ class GateOutputs:
             self._guard.stop()
         log.info("gate outputs closed")
 
-    def __enter__(self) -> GateOutputs:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _cut_relay(self) -> None:
         with self._lock:

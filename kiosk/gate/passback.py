@@ -23,8 +23,8 @@ import secrets
 import sqlite3
 import threading
 from pathlib import Path
-from types import TracebackType
 
+from kiosk.closing import Closing
 from kiosk.errors import TelemetryError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def load_secret(data_dir: Path) -> bytes:
     return secret
 
 
-class PassbackGuard:
+class PassbackGuard(Closing):
     """Remembers admitted credentials (as keyed hashes) for ``window_s`` seconds.
 
     Args:
@@ -139,13 +139,3 @@ class PassbackGuard:
         if conn is not None:
             conn.close()
 
-    def __enter__(self) -> PassbackGuard:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -29,6 +29,7 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.closing import Closing
 from kiosk.errors import DocumentError
 from kiosk.nik.kdf import MAX_WIDTH, MIN_WIDTH, SALT_BYTES, KdfParams
 from kiosk.signing import NIK_LIST, sign_document, verify_document
@@ -175,7 +176,7 @@ def sha256_file(path: Path) -> tuple[bytes, int]:
     return digest.digest(), size
 
 
-class StatusList:
+class StatusList(Closing):
     """Read-only membership lookups in an installed data file, through ``mmap``.
 
     The caller has already checked the manifest signature and the data hash
@@ -331,11 +332,6 @@ class StatusList:
             self._mm.close()
             self._mm = None
 
-    def __enter__(self) -> StatusList:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def block_entries(width: int) -> int:

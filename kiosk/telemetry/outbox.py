@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
+from kiosk.closing import Closing
 from kiosk.errors import TelemetryError
 from kiosk.telemetry.db import Transaction, open_db
 
@@ -32,7 +32,7 @@ class OutboxMessage:
     created_at: str
 
 
-class Connection:
+class Connection(Closing):
     """Queries shared by the writer and the reader; each instance owns one connection."""
 
     def __init__(self, db_path: Path, *, check_same_thread: bool) -> None:
@@ -124,11 +124,6 @@ class Connection:
             self._conn = None
             conn.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 class OutboxReader(Connection):
