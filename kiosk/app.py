@@ -35,7 +35,8 @@ from kiosk.gate import (
     PassbackGuard,
     make_pin_factory,
 )
-from kiosk.nik import build_nik_verifier
+from kiosk.nik import NikEntry, build_nik_verifier
+from kiosk.nik.devices import open_key_source
 from kiosk.scanloop import CredentialVerifier, ScanLoop
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
@@ -98,6 +99,16 @@ def build_app(
         else:
             trusted = -1
         store = stack.enter_context(open_count_store(config))
+        keys = open_key_source(
+            config.nik.input,
+            keypad_device=config.nik.keypad_device,
+            serial_port=config.nik.serial_port,
+            serial_baud=config.nik.serial_baud,
+            serial_pattern=config.nik.serial_pattern,
+            serial_terminator=config.nik.serial_terminator,
+        )
+        if keys is not None:
+            stack.callback(keys.close)
         if nik_verifier is None and config.nik.mode != "off":
             device_nik = build_nik_verifier(config, wall_clock=wall_clock, monotonic=monotonic)
             stack.callback(device_nik.close)
@@ -142,6 +153,8 @@ def build_app(
             driver=driver,
             on_event=on_event,
             nik_verifier=nik_verifier,
+            keys=keys,
+            entry=NikEntry(timeout_s=config.nik.entry_timeout_s),
         )
         status_sources.add(_loop_status(loop, decoder.name, monotonic))
         if publisher is not None:

@@ -21,9 +21,17 @@ from kiosk.camera import FrameSource
 from kiosk.decision import Decision, InputKind, Reason
 from kiosk.decode import Decoder, RepeatFilter
 from kiosk.display import NullScreen, Screen
-from kiosk.display.views import DeviceStatus, screen_name, status_from_health, view_for
+from kiosk.display.views import (
+    DeviceStatus,
+    nik_prompt_view,
+    screen_name,
+    status_from_health,
+    view_for,
+)
 from kiosk.errors import CameraTimeout
 from kiosk.gate import GateDriver, GateMachine, GateOutputs, MachineConfig, Mode
+from kiosk.nik.devices import KeySource
+from kiosk.nik.entry import EntryState, NikEntry
 from kiosk.nik.manual import outcome_of
 from kiosk.nik.verifier import is_pending
 from kiosk.telemetry import CountStore, MqttPublisher
@@ -54,6 +62,8 @@ class LoopStats:
 
 # Consecutive camera timeouts before the screen says "scanner out of order".
 SCANNER_FAULT_AFTER = 3
+# Key presses handled per loop turn at most (a serial reader delivers 17 at once).
+MAX_KEYS_PER_TURN = 64
 # How often the verifier's health (trust list age, clock) is asked, in seconds.
 HEALTH_EVERY_S = 5.0
 
@@ -75,7 +85,8 @@ class ScanLoop:
     debouncing) are the clocks; ``nik_verifier`` decides typed NIKs (None: deny
     NIK_DISABLED); ``on_decision`` gets every final decision; ``on_event`` gets
     ``(event, fields)`` for decisions, screens, counts and gate events (fields
-    never hold a name, NIK or payload).
+    never hold a name, NIK or payload); ``keys`` is the KTP keypad or reader,
+    read without blocking each turn into the ``entry`` editor.
     """
 
     def __init__(
@@ -96,12 +107,16 @@ class ScanLoop:
         driver: GateDriver | None = None,
         nik_verifier: CredentialVerifier | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        keys: KeySource | None = None,
+        entry: NikEntry | None = None,
     ) -> None:
         self._source = source
         self._decoder = decoder
         self._repeat = repeat
         self._verifier = verifier
         self._nik_verifier = nik_verifier
+        self._keys = keys
+        self._entry = entry if entry is not None else NikEntry()
         self._outputs = outputs
         self._screen = screen
         self._store = store
@@ -170,8 +185,12 @@ class ScanLoop:
                 self.driver.set_status(degraded=self._status.degraded, scanner_fault=fault, now=now)
             )
             self._count_events(self.driver.tick(now))
-            self._finish_manual_check(self._manual().poll() if self._manual() else None)
+            for confirmed in self.driver.take_staff_presses():
+                self.staff_answer(confirmed, staff_id="staff-key")
+            manual = self._manual()
+            self._finish_manual_check(manual.poll() if manual is not None else None)
             self._show()
+            self._read_keys(now)  # after the gate's own screen, so the prompt stays up
 
         self._guarded(work)
 
@@ -210,6 +229,27 @@ class ScanLoop:
         times = [self.driver.next_deadline(after), manual.deadline() if manual else None]
         due = [t for t in times if t is not None and t > after]
         return min(due) if due else None
+
+    def _read_keys(self, now: float) -> None:
+        """Feed pending key presses into the NIK editor; submit on ENTER, prompt while typing."""
+        if self._keys is None:
+            return
+        was = self._entry.state
+        for _ in range(MAX_KEYS_PER_TURN):
+            key = self._keys.read_key(0.0)
+            if key is None:
+                break
+            nik = self._entry.press(key, now)
+            if nik is not None:
+                self.decide_nik(nik)
+            elif self._entry.state is EntryState.TYPING:
+                self._screen.show_view(nik_prompt_view(self._entry.masked()))
+                self._emit("screen", {"screen": "nik_prompt"})
+        state = self._entry.poll(now)
+        if was is EntryState.TYPING and state in (EntryState.TIMED_OUT, EntryState.CANCELLED):
+            # A walked-away or cancelled entry must not stay on screen.
+            self._screen.show_view(view_for("idle", None, self._status))
+            self._emit("screen", {"screen": "idle"})
 
     def _manual(self) -> Any:
         """The NIK verifier's manual-check desk, when it has one."""

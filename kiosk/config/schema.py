@@ -235,6 +235,18 @@ class GateConfig:
     arm_feedback_pin: int | None = setting(
         None, doc="BCM pin of the arm-position switch (to ground); unset = none.", min=2, max=27
     )
+    staff_confirm_pin: int | None = setting(
+        None,
+        doc="BCM pin of the staff key confirming a manual KTP check (to ground); unset = none.",
+        min=2,
+        max=27,
+    )
+    staff_refuse_pin: int | None = setting(
+        None,
+        doc="BCM pin of the staff key refusing a manual KTP check (to ground); unset = none.",
+        min=2,
+        max=27,
+    )
     arm_feedback_timeout_s: float = setting(
         1.5, doc="Relay on but the arm did not move within this time: a fault.", min=0.2, max=10
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pygame
 
-from kiosk.decision import Decision
+from kiosk.decision import Decision, Reason
 from kiosk.display.messages import IDLE, Message, credential_label, message_for
 
 Color = tuple[int, int, int]
@@ -58,7 +58,7 @@ class TextBlock:
 
 @dataclass(frozen=True)
 class View:
-    """A full screen: ``kind`` is ``"idle"``, ``"allowed"`` or ``"denied"``."""
+    """A full screen: ``kind`` is ``"idle"``, ``"allowed"``, ``"denied"``, ``"waiting"``…"""
 
     kind: str
     banner_color: Color
@@ -101,9 +101,13 @@ def decision_view(decision: Decision) -> View:
 
     Allowed: green banner "SILAKAN MASUK / PLEASE ENTER", then the masked name
     and the credential type in both languages. Denied: red banner with the
-    specific reason, then what to do next.
+    specific reason, then what to do next. A manual KTP check waiting for staff
+    gets the calm idle colour.
     """
     msg = message_for(decision.reason)
+    if decision.reason is Reason.NIK_STAFF_CHECK:
+        # Not a refusal yet: staff are about to look at the KTP. Calm, not red.
+        return View("waiting", NEUTRAL, _titles(msg), _hints(msg))
     if not decision.allowed:
         return View("denied", RED, _titles(msg), _hints(msg))
     body: list[TextBlock] = []

@@ -134,22 +134,18 @@ def idle_view(status: DeviceStatus | None = None) -> View:
     return View("idle_degraded", NEUTRAL, base.banner, body)
 
 
-def mask_nik(digits: str) -> str:
-    """NIK digits as typed, masked for a screen in a queue: ``3171 •••• •••• 0001``.
+def nik_prompt_view(masked: str = "") -> View:
+    """The KTP/NIK entry prompt showing what has been typed so far.
 
-    Keeps the first four (province/regency code) and, once all 16 are typed, the
-    last four; everything between is a bullet. Groups of four, non-digits dropped.
+    ``masked`` comes from :meth:`kiosk.nik.NikEntry.masked`: the entry editor
+    alone decides which digits a queue may see. Slots still to type show as
+    ``_`` so the traveller sees how many digits remain.
     """
-    digits = "".join(c for c in digits if c.isdigit())[:16]
-    shown = [c if i < 4 or (len(digits) == 16 and i >= 12) else "•" for i, c in enumerate(digits)]
-    shown += ["_"] * (16 - len(shown))
-    return " ".join("".join(shown[i : i + 4]) for i in range(0, 16, 4))
-
-
-def nik_prompt_view(digits: str = "") -> View:
-    """The KTP/NIK entry prompt with the digits typed so far, masked."""
+    slots = list(masked.replace(" ", ""))[:16]
+    slots += ["_"] * (16 - len(slots))
+    shown = " ".join("".join(slots[i : i + 4]) for i in range(0, 16, 4))
     base = _message_view("nik_prompt", NEUTRAL, NIK_PROMPT)
-    entry = TextBlock(mask_nik(digits), 0.13, 0.08, TEXT, 1)
+    entry = TextBlock(shown, 0.13, 0.08, TEXT, 1)
     return View("nik_prompt", NEUTRAL, base.banner, (entry, *base.body))
 
 

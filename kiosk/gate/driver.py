@@ -56,6 +56,7 @@ class GateDriver:
         self.passback = passback
         self.on_event: EventSink = on_event or _no_event
         self._applied = OutputState()
+        self._staff_presses: list[bool] = []
         self._mode = Mode.NORMAL
         self._screen: ScreenRequest | None = None
 
@@ -141,6 +142,14 @@ class GateDriver:
                 self.machine.on_exit_request(now)
         elif edge.name == "arm" and edge.active:
             self.machine.on_arm_moved(now)
+        elif edge.name in ("staff_confirm", "staff_refuse") and edge.active:
+            # Not the machine's business: the scan loop hands it to the manual KTP check.
+            self._staff_presses.append(edge.name == "staff_confirm")
+
+    def take_staff_presses(self) -> list[bool]:
+        """Staff key presses since the last call: True = confirm, False = refuse."""
+        presses, self._staff_presses = self._staff_presses, []
+        return presses
 
     def sync(self) -> list[str]:
         """Write wanted outputs, run effects, report changes; returns counters to bump."""

@@ -76,7 +76,8 @@ class Debouncer:
 
 @dataclass(frozen=True, slots=True)
 class InputEdge:
-    """A debounced change of input ``name`` (passage, fire_alarm, exit, arm) to ``active``."""
+    """A debounced change of input ``name`` (passage, fire_alarm, exit, arm, staff_confirm,
+    staff_refuse) to ``active``."""
 
     name: str
     active: bool
@@ -117,6 +118,10 @@ def _specs(cfg: GateConfig) -> list[_Spec]:
         specs.append(_Spec("exit", cfg.exit_button_pin, False, True, None))
     if cfg.arm_feedback_pin is not None:
         specs.append(_Spec("arm", cfg.arm_feedback_pin, False, True, None))
+    if cfg.staff_confirm_pin is not None:
+        specs.append(_Spec("staff_confirm", cfg.staff_confirm_pin, False, True, None))
+    if cfg.staff_refuse_pin is not None:
+        specs.append(_Spec("staff_refuse", cfg.staff_refuse_pin, False, True, None))
     return specs
 
 

@@ -130,3 +130,12 @@ def test_long_name_shrinks_to_fit_the_width() -> None:
     check_layout(surface, view, drawn)
     line = next(d for d in drawn if d.text == name)
     assert line.rect.width <= 800
+
+
+def test_waiting_for_staff_is_not_shown_as_a_refusal() -> None:
+    from kiosk.decision import Decision, InputKind, Reason
+    from kiosk.display.render import NEUTRAL, RED, decision_view
+
+    view = decision_view(Decision.deny(Reason.NIK_STAFF_CHECK, input=InputKind.NIK))
+    assert view.kind == "waiting" and view.banner_color == NEUTRAL != RED
+    assert "PETUGAS" in view.banner[0].text

@@ -18,13 +18,13 @@ from kiosk.display.views import (
     FAULT,
     DeviceStatus,
     emergency_view,
-    mask_nik,
     nik_prompt_view,
     scanner_fault_view,
     status_from_health,
     tailgate_view,
     view_for,
 )
+from kiosk.nik.entry import mask_nik
 from tests.display.conftest import SIZES
 from tests.display.pixels import Frame
 
@@ -40,7 +40,12 @@ SCREENS: list[tuple[str, View, tuple[int, int, int], list[str]]] = [
         RED,
         ["SERTIFIKAT SUDAH DIPAKAI", "ALREADY USED TO ENTER"],
     ),
-    ("nik_prompt", nik_prompt_view("3171015008900001"), NEUTRAL, ["3171 •••• •••• 0001"]),
+    (
+        "nik_prompt",
+        nik_prompt_view(mask_nik("3171015008900001")),
+        NEUTRAL,
+        ["3171 •••• •••• 0001"],
+    ),
     ("idle_degraded", view_for("idle", None, STALE), NEUTRAL, ["Clock not synchronised"]),
 ]
 
@@ -95,11 +100,11 @@ def test_degraded_line_is_amber_in_the_body() -> None:
         ("3171", "3171 ____ ____ ____"),
         ("317101500890", "3171 •••• •••• ____"),
         ("3171015008900001", "3171 •••• •••• 0001"),
-        ("3171-0150-0890-0001", "3171 •••• •••• 0001"),
     ],
 )
-def test_nik_is_masked_as_typed(typed: str, shown: str) -> None:
-    assert mask_nik(typed) == shown
+def test_nik_prompt_shows_the_entry_mask_and_the_digits_left(typed: str, shown: str) -> None:
+    view = nik_prompt_view(mask_nik(typed))
+    assert view.body[0].text == shown
 
 
 @pytest.mark.parametrize(
