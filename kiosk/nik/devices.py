@@ -143,8 +143,14 @@ class TerminalNikSource(_KeyQueue):
         self._stream = stream
 
     def read_key(self, timeout_s: float) -> str | None:
-        """Next key; reads one line when none is queued (blocks on the stream)."""
+        """Next key; reads one line when none is queued and one is ready within ``timeout_s``.
+
+        A real terminal is polled with ``select`` so the scan loop never waits on a
+        person typing; an in-memory stream (tests, scripted input) is read directly.
+        """
         if not self._keys:
+            if not self._line_ready(timeout_s):
+                return None
             line = self._stream.readline()
             if not line:
                 return None
@@ -154,6 +160,14 @@ class TerminalNikSource(_KeyQueue):
             else:
                 self._keys.append(Key.CANCEL)
         return self._keys.popleft() if self._keys else None
+
+    def _line_ready(self, timeout_s: float) -> bool:
+        try:
+            fileno = self._stream.fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation: no descriptor, never blocks
+            return True
+        ready, _, _ = select.select([fileno], [], [], max(0.0, timeout_s))
+        return bool(ready)
 
     def close(self) -> None:
         """Nothing to release (the stream belongs to the caller)."""

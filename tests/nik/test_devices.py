@@ -235,3 +235,21 @@ def test_open_key_source() -> None:
     with pytest.raises(ConfigError, match="keypad_device"):
         open_key_source("keypad")
     assert isinstance(open_key_source("terminal", stream=io.StringIO()), TerminalNikSource)
+
+
+def test_terminal_source_never_blocks_the_loop_on_a_silent_terminal() -> None:
+    import os
+    import time
+
+    from kiosk.nik.devices import TerminalNikSource
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "r") as stream:
+        source = TerminalNikSource(stream)
+        started = time.monotonic()
+        assert source.read_key(0.05) is None  # nobody typing: back within the timeout
+        assert time.monotonic() - started < 1.0
+        os.write(write_end, b"3171015008900001\n")
+        keys = [source.read_key(0.5) for _ in range(17)]
+    os.close(write_end)
+    assert "".join(k for k in keys[:16] if k) == "3171015008900001" and keys[16] == "enter"
