@@ -131,3 +131,31 @@ def test_demo_without_broker_says_so_and_still_counts(
         == 0
     )
     assert "allowed 4, denied 8" in capsys.readouterr().out
+
+
+def test_debug_logs_never_hold_names_birth_dates_or_payloads(tmp_path: Path) -> None:
+    # The demo's sample holder is "Erika Musterfrau", born 1964-08-12 (kiosk.verify.issuer).
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kiosk",
+            "-v",
+            "demo",
+            "--once",
+            "--fast",
+            "--headless",
+            "--no-mqtt",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" in result.stderr  # the check below reads real debug output
+    for secret in ("Musterfrau", "MUSTERFRAU", "Erika", "ERIKA", "1964-08-12", "HC1:"):
+        assert secret not in result.stderr, secret
+        assert secret not in result.stdout, secret
