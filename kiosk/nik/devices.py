@@ -69,6 +69,7 @@ class _KeyQueue:
         self._keys: deque[str] = deque()
 
     def push_nik(self, nik: str) -> None:
+        """Queue a whole NIK as digit keys followed by ENTER."""
         self._keys.extend(nik)
         self._keys.append(Key.ENTER)
 

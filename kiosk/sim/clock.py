@@ -68,6 +68,7 @@ class VirtualMockPin(MockPin):
         return False
 
     def clear_states(self) -> None:
+        """Restart the pin history at the current virtual time (as gpiozero's MockPin)."""
         self._last_change = self._clock.monotonic()
         self.states = [PinState(0.0, self._state)]
 

@@ -46,6 +46,7 @@ class _NoFrames(FrameSource):
     """The camera of a simulation: scans are injected, so it never has a frame."""
 
     def read(self) -> Frame | None:
+        """Always None: no camera frames in a simulation."""
         return None
 
     def close(self) -> None:
@@ -89,6 +90,7 @@ class _Run:
 
     # -- log -----------------------------------------------------------------
     def emit(self, event: str, fields: dict[str, Any]) -> None:
+        """Log one event at the current virtual time (and follow it: arm, screenshots)."""
         record = {"t": round(self.clock.t, 6), "event": event, **fields}
         self.result.events.append(record)
         if self.log_file is not None:
@@ -101,10 +103,12 @@ class _Run:
 
     # -- schedule ------------------------------------------------------------
     def at(self, t: float, action: Callable[[], None]) -> None:
+        """Schedule ``action`` at virtual second ``t`` (same time: in scheduling order)."""
         self._seq += 1
         heapq.heappush(self._queue, (t, self._seq, action))
 
     def run(self) -> SimResult:
+        """Run every step and what follows on the virtual clock; returns the result."""
         last = max((s.at for s in self.scenario.steps), default=0.0)
         limit = self.scenario.end if self.scenario.end is not None else last + MAX_TAIL_S
         for step in self.scenario.steps:
