@@ -205,6 +205,19 @@ class TrustedClock:
             return datetime.fromtimestamp(self._high, UTC)
         return system
 
+    def now_ts(self) -> float:
+        """:meth:`now` as POSIX seconds (the per-scan call: no datetime when not held).
+
+        Exactly ``now().timestamp()``.  Raises like :meth:`now`.
+        """
+        _, ts, synced = self._read()
+        if self._policy == "deny" and not synced:
+            raise VerificationError(Reason.CLOCK_UNTRUSTED, "system clock not synchronised")
+        if ts < self._high:
+            # Through a datetime, as now() does: it rounds the mark to microseconds.
+            return datetime.fromtimestamp(self._high, UTC).timestamp()
+        return ts
+
     def __call__(self) -> datetime:
         return self.now()
 

@@ -21,7 +21,15 @@ from kiosk.decision import Reason
 from kiosk.errors import VerificationError
 from kiosk.verify.trust import ALG_ES256, ALG_PS256, Signer
 
-__all__ = ["CoseSign1", "parse_sign1", "verify_signature"]
+__all__ = [
+    "CoseSign1",
+    "es256_verify",
+    "header_kid_alg",
+    "parse_sign1",
+    "sig_structure",
+    "split_sign1",
+    "verify_signature",
+]
 
 TAG_SIGN1 = 18
 TAG_CWT = 61
@@ -84,10 +92,13 @@ class CoseSign1(NamedTuple):
         Built by concatenation instead of ``cbor2.dumps`` (no re-encoding of
         the payload on the hot path).
         """
-        return b"".join(
-            (_TBS_HEAD, _bstr_head(len(self.protected_raw)), self.protected_raw,
-             b"\x40", _bstr_head(len(self.payload)), self.payload)
-        )
+        return sig_structure(self.protected_raw, self.payload)
+
+
+def sig_structure(protected_raw: bytes, payload: bytes) -> bytes:
+    """The COSE_Sign1 Sig_structure over ``protected_raw`` and ``payload`` (empty external AAD)."""
+    return b"".join((_TBS_HEAD, _bstr_head(len(protected_raw)), protected_raw,
+                     b"\x40", _bstr_head(len(payload)), payload))
 
 
 def _bstr_head(n: int) -> bytes:
@@ -112,26 +123,99 @@ def _der(signature: bytes) -> bytes:
 
     Same bytes as ``encode_dss_signature`` (tested) without two big-int conversions.
     """
-    body = _der_int(signature[:32]) + _der_int(signature[32:])
+    r, s = signature[:32], signature[32:]
+    if r[0] and s[0]:  # no leading zero byte to strip (127 times in 128): plain concatenation
+        body = _INT32_HEAD[r[0] >> 7] + r + _INT32_HEAD[s[0] >> 7] + s
+    else:
+        body = _der_int(r) + _der_int(s)
     return b"\x30" + bytes((len(body),)) + body
+
+
+# DER INTEGER head of a 32-byte value without a leading zero, by its top bit:
+# a set top bit needs a 0x00 first to stay positive.
+_INT32_HEAD = (b"\x02\x20", b"\x02\x21\x00")
 
 
 def _invalid(detail: str) -> VerificationError:
     return VerificationError(Reason.COSE_INVALID, detail)
 
 
+def _bstr_at(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(start, stop) of the definite-length byte string whose head is at ``pos``, else (-1, -1)."""
+    if pos >= end:
+        return -1, -1
+    head = data[pos]
+    if 0x40 <= head < 0x58:
+        start, size = pos + 1, head - 0x40
+    elif 0x58 <= head <= 0x5B:  # 1, 2, 4 or 8 length bytes follow
+        start = pos + 1 + (1 << (head - 0x58))
+        if start > end:
+            return -1, -1
+        size = int.from_bytes(data[pos + 1 : start], "big")
+    else:  # not a byte string, or indefinite length
+        return -1, -1
+    stop = start + size
+    return (start, stop) if stop <= end else (-1, -1)
+
+
+def split_sign1(data: bytes) -> tuple[bytes, bytes, bytes, int | None] | None:
+    """``(protected_raw, payload, signature, tag)`` of the usual COSE_Sign1 shape, else None.
+
+    A bounded hand parser of what HC1 issuers emit: tag 18, tag 61 around tag
+    18, or no tag; the array(4) head; a definite-length protected bstr; an
+    empty unprotected map; definite-length payload and signature bstrs; and
+    nothing after.  It reads four item heads and copies three slices -- no
+    CBOR decoder, no allocation beyond the input's own size.  Anything else
+    (a non-empty unprotected header, indefinite lengths, other tags, trailing
+    bytes, truncation) gives None and :func:`parse_sign1` asks cbor2, so both
+    routes give the same answer on every input.
+    """
+    if data.startswith(b"\xd2\x84"):
+        pos, tag = 2, TAG_SIGN1
+    elif data.startswith(b"\x84"):
+        pos, tag = 1, None
+    elif data.startswith(b"\xd8\x3d\xd2\x84"):
+        pos, tag = 4, TAG_CWT
+    else:
+        return None
+    end = len(data)
+    head = data[pos] if pos < end else 0
+    if 0x40 <= head < 0x58:  # the usual short protected header, read inline
+        p0, p1 = pos + 1, pos + 1 + head - 0x40
+    else:
+        p0, p1 = _bstr_at(data, pos, end)
+    if p0 < 0 or p1 >= end or data[p1] != 0xA0:  # 0xA0: the empty map
+        return None
+    y0, y1 = _bstr_at(data, p1 + 1, end)
+    if y0 < 0:
+        return None
+    if end - y1 == 66 and data[y1] == 0x58 and data[y1 + 1] == 64:  # the ES256 signature
+        return data[p0:p1], data[y0:y1], data[y1 + 2 :], tag
+    s0, s1 = _bstr_at(data, y1, end)
+    if s0 < 0 or s1 != end:
+        return None
+    return data[p0:p1], data[y0:y1], data[s0:s1], tag
+
+
 def parse_sign1(data: bytes) -> CoseSign1:
     """Parse COSE_Sign1 bytes (the inflated HC1 payload).
+
+    The usual shape goes through :func:`split_sign1`; everything else through cbor2.
 
     Raises:
         VerificationError(COSE_INVALID): not CBOR, wrong tag, wrong shape,
             detached payload, or a protected header that is not a CBOR map.
     """
+    parts = split_sign1(data) if type(data) is bytes else None
+    if parts is not None:
+        protected_raw, payload, signature, tag = parts
+        return CoseSign1(protected_raw, dict(_header_entry(protected_raw)[0]), {}, payload,
+                         signature, tag)
     try:
         obj = cbor2.loads(data)
     except Exception as exc:  # cbor2 raises several types on hostile input
         raise _invalid(f"not CBOR ({type(exc).__name__})") from None
-    tag: int | None = None
+    tag = None
     if isinstance(obj, cbor2.CBORTag):
         if obj.tag == TAG_CWT and isinstance(obj.value, cbor2.CBORTag):
             obj, tag = obj.value, TAG_CWT
@@ -150,7 +234,7 @@ def parse_sign1(data: bytes) -> CoseSign1:
         raise _invalid("missing or detached payload")
     if not isinstance(signature, bytes):
         raise _invalid("signature is not a byte string")
-    protected = _protected_header(protected_raw)
+    protected = dict(_header_entry(protected_raw)[0])
     if type(unprotected) is not dict:
         unprotected = dict(unprotected)
     return CoseSign1(protected_raw, protected, unprotected, payload, signature, tag)
@@ -158,28 +242,41 @@ def parse_sign1(data: bytes) -> CoseSign1:
 
 # Protected headers repeat per signer ({1: alg, 4: kid}); remembering a few
 # hundred decoded ones saves a CBOR decode per scan.  Bounded: cleared when full.
-_HEADER_CACHE: dict[bytes, dict[Any, Any]] = {}
+# Each entry: (the decoded map, never handed out itself, only copies; its kid; its alg).
+_HeaderEntry = tuple[dict[Any, Any], bytes | None, int | None]
+_HEADER_CACHE: dict[bytes, _HeaderEntry] = {}
 _HEADER_CACHE_MAX = 256
 _HEADER_CACHE_KEY_MAX = 64  # bytes; larger headers are decoded every time
 
 
-def _protected_header(raw: bytes) -> dict[Any, Any]:
+def _header_entry(raw: bytes) -> _HeaderEntry:
     cached = _HEADER_CACHE.get(raw)
     if cached is not None:
-        return dict(cached)  # a copy: callers may not mutate the shared one
-    if not raw:
-        return {}
-    try:
-        header = cbor2.loads(raw)
-    except Exception as exc:
-        raise _invalid(f"protected header not CBOR ({type(exc).__name__})") from None
-    if not isinstance(header, dict):
-        raise _invalid("protected header is not a map")
+        return cached
+    header: Any = {}
+    if raw:
+        try:
+            header = cbor2.loads(raw)
+        except Exception as exc:
+            raise _invalid(f"protected header not CBOR ({type(exc).__name__})") from None
+        if not isinstance(header, dict):
+            raise _invalid("protected header is not a map")
+    kid, alg = header.get(_LABEL_KID), header.get(_LABEL_ALG)
+    entry = (header, kid if isinstance(kid, bytes) else None, alg if type(alg) is int else None)
     if len(raw) <= _HEADER_CACHE_KEY_MAX:
         if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
             _HEADER_CACHE.clear()
-        _HEADER_CACHE[raw] = dict(header)
-    return header
+        _HEADER_CACHE[raw] = entry
+    return entry
+
+
+def header_kid_alg(protected_raw: bytes) -> tuple[bytes | None, int | None]:
+    """kid and alg of a message whose unprotected header is empty (as :attr:`CoseSign1.kid`).
+
+    Raises VerificationError(COSE_INVALID) when the protected header is not a CBOR map.
+    """
+    _, kid, alg = _header_entry(protected_raw)
+    return kid, alg
 
 
 def verify_signature(signer: Signer, alg: int | None, tbs: bytes, signature: bytes) -> None:
@@ -199,7 +296,7 @@ def verify_signature(signer: Signer, alg: int | None, tbs: bytes, signature: byt
         if alg == ALG_ES256:  # == signer.algorithm: an EC P-256 key
             if len(signature) != 64:
                 raise VerificationError(Reason.SIGNATURE_INVALID, "ES256 signature is not 64 bytes")
-            cast(ec.EllipticCurvePublicKey, key).verify(_der(signature), tbs, _ECDSA)
+            es256_verify(cast(ec.EllipticCurvePublicKey, key), tbs, signature)
         else:
             if len(signature) != (key.key_size + 7) // 8:
                 raise VerificationError(Reason.SIGNATURE_INVALID, "PS256 signature length")
@@ -207,3 +304,10 @@ def verify_signature(signer: Signer, alg: int | None, tbs: bytes, signature: byt
     except InvalidSignature:
         raise VerificationError(Reason.SIGNATURE_INVALID, "signature does not verify") from None
 
+
+def es256_verify(key: ec.EllipticCurvePublicKey, tbs: bytes, signature: bytes) -> None:
+    """Check a 64-byte ES256 ``r || s`` signature over ``tbs``.
+
+    Raises cryptography's InvalidSignature (the caller maps it to a deny).
+    """
+    key.verify(_der(signature), tbs, _ECDSA)

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kiosk.decision import CertType, Decision, Reason, mask_name
+from kiosk.decision import CertType, Decision, Reason
 from kiosk.errors import VerificationError
 from kiosk.verify import steps
 from kiosk.verify.clock import ClockReading, TrustedClock
 from kiosk.verify.cose import CoseSign1, parse_sign1
+from kiosk.verify.fast import holder_masked as _holder
+from kiosk.verify.fast import straight_allow
 from kiosk.verify.material import TrustMaterial, VerifierHealth, freshness
 from kiosk.verify.steps import Claims
 from kiosk.verify.trust import Signer, TrustStore
@@ -101,6 +103,12 @@ class _PlainClock:
 
     def now(self) -> datetime:
         return self._fn()
+
+    def now_ts(self) -> float:
+        now = self._fn()
+        if now.tzinfo is None:  # naive means UTC, as in verification
+            now = now.replace(tzinfo=UTC)
+        return now.timestamp()
 
     def reading(self) -> ClockReading:
         now = self._fn()
@@ -209,12 +217,10 @@ class Verifier:
 
         Raises VerificationError: TRUST_EXPIRED, or CLOCK_UNTRUSTED from the clock.
         """
-        now = self._clock.now()
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        now_ts = now.timestamp()
-        if material.issued_at is None and not material.missing:
-            return now_ts, ""  # dev mode
+        now_ts = self._clock.now_ts()
+        if not material.missing and (material.issued_at is None  # dev mode
+                                     or now_ts <= material.fresh_until):  # freshness() "fresh"
+            return now_ts, ""
         state = freshness(material, now_ts)
         if state == "expired":
             if material.missing or self._on_expired != "allow":
@@ -281,39 +287,21 @@ class Verifier:
     def verify(self, text: str) -> Decision:
         """Verify one scanned text. Never raises; every failure is a deny with a Reason.
 
-        The allow path runs :meth:`_straight`, the same step functions in the
-        same order as the step pipeline but without its bookkeeping.  On any
-        failure the text is run again through the step pipeline, which names
+        The allow path runs :func:`kiosk.verify.fast.straight_allow`, the same
+        checks in the same order as the step pipeline but without its
+        bookkeeping, and stricter about types and shapes.  On any failure the
+        text is run again through the step pipeline, which decides and names
         the failing step in the deny's detail (denies are rare; the second pass
         costs one more signature check at most).
         """
         try:
-            return self._straight(text)
+            return straight_allow(text, self._material, self._now_and_flag)
         except Exception:  # the step pipeline below classifies and logs it
             pass
         try:
             return self._run(text, None)[1]
         except Exception as exc:  # belt and braces: even _allow() must not escape
             return Decision.deny(Reason.INTERNAL_ERROR, type(exc).__name__)
-
-    def _straight(self, text: str) -> Decision:
-        """The pipeline of :data:`STEP_NAMES` as straight-line code; raises on any failure."""
-        cose = parse_sign1(steps.inflate(steps.decode_base45(steps.strip_prefix(text))))
-        material = self._material
-        now_ts, flag = self._now_and_flag(material)
-        signer = steps.authenticate(cose, material.store)
-        claims = steps.parse_claims(cose.payload)
-        steps.check_times_ts(claims, signer, now_ts)
-        hcert = claims.hcert
-        cert_type = steps.check_content(hcert)
-        steps.check_key_usage(signer, cert_type)
-        steps.check_revocation(material.revocation, cose, signer, claims, cert_type)
-        steps.check_test_result(hcert, cert_type)
-        if material.mode.rules:
-            material.mode.check(hcert, cert_type, datetime.fromtimestamp(now_ts, UTC))
-        return Decision(allowed=True, reason=Reason.OK, cert_type=cert_type,
-                        holder_masked=_holder(hcert), detail=flag,
-                        credential_id=cose.signature)
 
     def inspect(self, text: str) -> Verification:
         """Like :meth:`verify` but returns every step outcome and intermediate result.
@@ -335,22 +323,6 @@ class Verifier:
             cert_type=state.cert_type,
             payload=state.claims.hcert if state.claims is not None else None,
         )
-
-
-def _holder(hcert: dict[str, Any]) -> str | None:
-    nam = hcert.get("nam")
-    if not isinstance(nam, dict):
-        return None
-    gn, fn = nam.get("gn"), nam.get("fn")
-    words = (gn.split() if type(gn) is str else []) + (fn.split() if type(fn) is str else [])
-    if words:
-        # Same result as decision.mask_name (tested), without a generator per scan.
-        return " ".join([w[0] + "*" * (len(w) - 1) for w in words])
-    # Fall back to the ICAO transliteration, where "<" separates words.
-    icao = " ".join(
-        v.replace("<", " ") for v in (nam.get("gnt"), nam.get("fnt")) if isinstance(v, str)
-    )
-    return mask_name(icao) or None
 
 
 def _allow(state: _State) -> Decision:

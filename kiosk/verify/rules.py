@@ -68,7 +68,13 @@ class Rule:
             return self._test(entry, now)
         return self._recovery(entry, now)
 
-    def _vaccination(self, entry: Mapping[str, Any], now: datetime) -> str | None:
+    @property
+    def timeless(self) -> bool:
+        """True when the rule never looks at the clock (vaccination without day limits)."""
+        return self.kind == "vaccination" and not (self.min_days or self.max_days)
+
+    def doses_why_not(self, entry: Mapping[str, Any]) -> str | None:
+        """The dose part of a vaccination rule: None when met, else why not."""
         dn, sd = entry.get("dn"), entry.get("sd")
         if type(dn) is not int or type(sd) is not int or dn < 1 or sd < 1:
             return "vaccination doses unreadable"
@@ -77,6 +83,12 @@ class Rule:
                 return "no booster dose"
         elif dn < sd:
             return "vaccination not complete"
+        return None
+
+    def _vaccination(self, entry: Mapping[str, Any], now: datetime) -> str | None:
+        why = self.doses_why_not(entry)
+        if why is not None:
+            return why
         if self.min_days or self.max_days:
             day = _date(entry.get("dt"))
             if day is None:
@@ -191,9 +203,32 @@ class ScanMode:
     by_type: Mapping[CertType, tuple[Rule, ...]] = field(
         init=False, repr=False, compare=False)
 
+    # Per type, the rules that need no clock: accepts_timeless() tries them
+    # before check() has to be given a datetime.
+    timeless: Mapping[CertType, tuple[Rule, ...]] = field(
+        init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_type", {
             t: tuple(r for r in self.rules if r.cert_type is t) for t in CertType})
+        object.__setattr__(self, "timeless", {
+            t: tuple(r for r in rules if r.timeless) for t, rules in self.by_type.items()})
+
+    def accepts_timeless(self, hcert: Mapping[str, Any], cert_type: CertType) -> bool:
+        """True when a rule that needs no clock accepts an entry, so :meth:`check` passes.
+
+        False says nothing either way: :meth:`check` decides (the hot path skips
+        building its datetime for the common vaccination certificate).
+        """
+        rules = self.timeless[cert_type]
+        if rules:
+            entries = hcert.get(_KEY_OF[cert_type]) or ()
+            for rule in rules:
+                for entry in entries:
+                    if (type(entry) is dict or isinstance(entry, Mapping)) \
+                            and rule.doses_why_not(entry) is None:
+                        return True
+        return False
 
     def check(self, hcert: Mapping[str, Any], cert_type: CertType, now: datetime) -> None:
         """Raise VerificationError(POLICY_NOT_MET) unless a rule accepts an entry."""

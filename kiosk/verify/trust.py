@@ -76,6 +76,7 @@ class Signer:
         algorithm: the only COSE algorithm this key can verify (-7 ES256 or -37 PS256).
         not_before / not_after: the DSC validity window (UTC, aware).
         allowed_types: certificate types this DSC may sign; None means all.
+        may_sign: the same with None spelled out as every type (derived).
         subject: the DSC subject (an organisation, never a person) for logs.
         der: the certificate bytes.
         country: issuing country from the trust bundle; None in dev mode (folder).
@@ -92,15 +93,19 @@ class Signer:
     country: str | None = None
     not_before_ts: float = field(init=False, repr=False)
     not_after_ts: float = field(init=False, repr=False)
+    may_sign: frozenset[CertType] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # POSIX seconds, so the hot path compares numbers (see steps.check_times).
         object.__setattr__(self, "not_before_ts", self.not_before.timestamp())
         object.__setattr__(self, "not_after_ts", self.not_after.timestamp())
+        # allowed_types with None ("no restriction") spelled out: one set lookup per scan.
+        object.__setattr__(self, "may_sign", frozenset(CertType) if self.allowed_types is None
+                           else self.allowed_types)
 
     def allows(self, cert_type: CertType) -> bool:
         """True when this DSC's EKU permits signing ``cert_type``."""
-        return self.allowed_types is None or cert_type in self.allowed_types
+        return cert_type in self.may_sign
 
     @classmethod
     def from_der(cls, der: bytes) -> Signer:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 
+import cbor2
+import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.decision import Reason, mask_name
+from kiosk.decision import CertType, Reason, mask_name
+from kiosk.errors import VerificationError
 from kiosk.verify import TrustMaterial, TrustStore, Verifier
-from kiosk.verify.cose import _der
+from kiosk.verify.clock import FixedProbe, TrustedClock
+from kiosk.verify.cose import _der, parse_sign1, split_sign1
 from kiosk.verify.hc1 import _holder
 from kiosk.verify.issuer import make_signer, sample_test, sample_vaccination, tamper_signature
 from kiosk.verify.revocation import INDEX_FROM, HashList
 from kiosk.verify.rules import DEFAULT_POLICY
+from kiosk.verify.schema import _plain_type, check_structure
 
 from .conftest import NOW, issue
 
@@ -101,3 +107,117 @@ def test_straight_path_agrees_on_mutations(pos: int, char: str) -> None:
     text = _VALID[:pos] + char + _VALID[pos + 1:]
     fast, slow = _VERIFIER.verify(text), _VERIFIER.inspect(text).decision
     assert (fast.allowed, fast.reason, fast.detail) == (slow.allowed, slow.reason, slow.detail)
+
+
+# -- the COSE splitter against cbor2 ------------------------------------------
+
+_ENVELOPES = [
+    bytes.fromhex("d28443a10126a0") + b"\x59\x01\x00" + bytes(256) + b"\x58\x40" + bytes(64),
+    bytes.fromhex("8443a10126a0420102420304"),
+    bytes.fromhex("d83dd28443a10126a0420102420304"),
+    bytes.fromhex("845800a0420102420304"),
+    bytes.fromhex("d28443a10126a1044101420102420304"),  # kid in the unprotected header
+]
+
+
+def _cbor2_split(data: bytes) -> tuple[bytes, bytes, bytes, int | None] | None:
+    """What parse_sign1's cbor2 route reads, when the envelope has the splitter's shape."""
+    try:
+        obj = cbor2.loads(data)
+    except Exception:
+        return None
+    tag = None
+    if isinstance(obj, cbor2.CBORTag):
+        if obj.tag == 61 and isinstance(obj.value, cbor2.CBORTag):
+            obj, tag = obj.value, 61
+        if obj.tag != 18:
+            return None
+        tag, obj = tag or 18, obj.value
+    if not isinstance(obj, list | tuple) or len(obj) != 4 or obj[1] != {}:
+        return None
+    if not all(isinstance(obj[i], bytes) for i in (0, 2, 3)):
+        return None
+    return obj[0], obj[2], obj[3], tag
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_ENVELOPES),
+       st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10_000), st.integers(0, 255)),
+                max_size=3))
+def test_split_sign1_agrees_with_cbor2(envelope: bytes, edits: list[tuple[int, int, int]]) -> None:
+    data = bytearray(envelope)
+    for op, where, value in edits:
+        pos = where % (len(data) + 1)
+        if op == 0 and pos < len(data):
+            data[pos] = value
+        elif op == 1 and pos < len(data):
+            del data[pos]
+        else:
+            data.insert(pos, value)
+    parts = split_sign1(bytes(data))
+    if parts is not None:  # accepted: cbor2 reads exactly the same, and nothing after
+        assert parts == _cbor2_split(bytes(data))
+    try:  # either way parse_sign1 answers: a message or COSE_INVALID, nothing else
+        message = parse_sign1(bytes(data))
+    except VerificationError as exc:
+        assert exc.reason is Reason.COSE_INVALID
+    else:
+        assert parts is None or (message.payload, message.tag) == (parts[1], parts[3])
+
+
+def test_split_sign1_leaves_unusual_envelopes_to_cbor2() -> None:
+    assert split_sign1(_ENVELOPES[4]) is None  # non-empty unprotected header
+    assert parse_sign1(_ENVELOPES[4]).kid == b"\x01"
+    assert split_sign1(_ENVELOPES[1] + b"\x00") is None  # trailing byte
+    assert split_sign1(bytes.fromhex("d28443a10126a05f4101ff420304")) is None  # indefinite
+    assert split_sign1(_ENVELOPES[1][:-1]) is None  # truncated
+
+
+# -- content, rules and clock fast paths against their references -------------
+
+def test_plain_structure_check_agrees_with_the_detailed_one() -> None:
+    samples = [sample_vaccination(), sample_test(), sample_vaccination(dn=1, sd=2)]
+    broken = sample_vaccination()
+    broken["v"][0]["dn"] = "2"
+    with_datetime = sample_test()
+    with_datetime["t"][0]["sc"] = NOW
+    for hcert in [*samples, broken, with_datetime, {"v": [], "ver": "1"}, {}, []]:
+        plain = _plain_type(hcert)
+        try:
+            detailed = check_structure(hcert)
+        except VerificationError:
+            assert plain is None
+        else:
+            assert plain in (None, detailed)
+    assert _plain_type(with_datetime) is None and check_structure(with_datetime) is CertType.TEST
+
+
+@pytest.mark.parametrize("dn,sd", [(1, 2), (2, 2), (3, 3), (2, 1), (0, 1), (1, 0)])
+@pytest.mark.parametrize("mode", ["3G", "2G", "booster", "any"])
+def test_timeless_rules_only_accept_what_check_accepts(dn: int, sd: int, mode: str) -> None:
+    scan_mode = DEFAULT_POLICY.mode(mode)
+    hcert = sample_vaccination(dn=dn, sd=sd)
+    if scan_mode.accepts_timeless(hcert, CertType.VACCINATION):
+        scan_mode.check(hcert, CertType.VACCINATION, NOW)  # must not raise
+
+
+def test_trusted_clock_now_ts_is_now_timestamp(tmp_path: Path) -> None:
+    wall = [NOW]
+    clock = TrustedClock(lambda: wall[0], FixedProbe(True), tmp_path / "clock.json")
+    assert clock.now_ts() == clock.now().timestamp()
+    clock.raise_floor(NOW.timestamp() + 1000.0000004)  # held, not a whole microsecond
+    assert clock.now_ts() == clock.now().timestamp()
+
+
+def test_hash_list_bitmap_never_hides_a_record() -> None:
+    # Records crowding a few 3-byte prefixes, and misses sharing those prefixes.
+    records = {bytes((a, b, c)) + os.urandom(13) for a in (0, 7, 255) for b in (0, 255)
+               for c in range(0, 256, 3)}
+    records |= {os.urandom(16) for _ in range(INDEX_FROM)}
+    hashes = HashList.from_hashes(records)
+    assert hashes._index is not None
+    assert all(record in hashes for record in records)
+    for record in list(records)[:500]:
+        near = record[:3] + bytes(16 - 3)
+        assert (near in hashes) == (near in records)
+    assert hashes.nbytes > len(hashes.raw)
