@@ -50,13 +50,32 @@ raise SystemExit(0 if sys.version_info >= (3, 11) else 1)
 PY
 }
 
-# pip work is skipped when the venv already holds this exact pyproject.toml.
+# The compiled Base45 decoder (kiosk/verify/_base45.c) is optional: without a
+# compiler the build goes on with the pure-Python one. These packages give it one.
+compiler_packages() {
+    command -v gcc >/dev/null 2>&1 || echo gcc libc6-dev
+    "$python" - <<'PY' 2>/dev/null || echo python3-dev
+import os, sysconfig
+raise SystemExit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)
+PY
+}
+
+# The accelerator is built in place by the editable install; missing means "build again"
+# (unless no compiler exists, where the pure-Python decoder is the expected outcome).
+accelerator_ok() {
+    ! command -v gcc >/dev/null 2>&1 || compgen -G "$here/kiosk/verify/_base45*.so" >/dev/null
+}
+
+# pip work is skipped when the venv already holds this exact pyproject.toml, setup.py
+# and C source, and the accelerator they build is in place.
 install_venv() {
     local venv="$1" extras="$2" system_site="$3"
     local stamp="$venv/.kiosk-installed"
     local want
-    want="$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1) $extras $system_site"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/kiosk" ]; then
+    want="$(cat "$here/pyproject.toml" "$here/setup.py" "$here/kiosk/verify/_base45.c" \
+        | sha256sum | cut -d' ' -f1) $extras $system_site"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/kiosk" ] \
+        && accelerator_ok; then
         log "$venv is up to date"
         return 0
     fi
@@ -68,16 +87,19 @@ install_venv() {
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -e "$here$extras"
     echo "$want" >"$stamp"
-    log "installed kiosk into $venv"
+    log "installed kiosk into $venv (Base45 decoder: $("$venv/bin/python" -c \
+        'from kiosk.verify.base45 import IMPLEMENTATION; print(IMPLEMENTATION)'))"
 }
 
 dev() {
     # libzbar0: pyzbar's decoder; mosquitto: the tests' brokers; python3-venv: ensurepip
     # on Debian's python3; ca-certificates: pip's HTTPS. pygame and zxing-cpp wheels
-    # carry their own SDL and zxing.
+    # carry their own SDL and zxing. gcc and the Python headers build the Base45 decoder.
     local pkgs=(libzbar0 mosquitto mosquitto-clients ca-certificates)
     command -v "$python" >/dev/null 2>&1 || pkgs+=(python3)
     "$python" -c "import ensurepip" 2>/dev/null || pkgs+=(python3-venv)
+    # shellcheck disable=SC2207  # word splitting of package names is intended
+    pkgs+=($(compiler_packages))
     apt_install "${pkgs[@]}"
     check_python
     install_venv "$here/.venv" "[test]" no
@@ -88,7 +110,8 @@ pi() {
     [ "$(id -u)" -eq 0 ] || die "--pi must run as root"
     # picamera2 and libcamera come from Raspberry Pi OS apt, never from PyPI; the venv
     # sees them through --system-site-packages.
-    apt_install python3 python3-venv python3-picamera2 python3-lgpio libzbar0 mosquitto-clients
+    apt_install python3 python3-venv python3-picamera2 python3-lgpio libzbar0 mosquitto-clients \
+        gcc libc6-dev python3-dev
     check_python
     id kiosk >/dev/null 2>&1 || useradd --system --home /var/lib/kiosk --shell /usr/sbin/nologin \
         --groups video,gpio kiosk

@@ -1,6 +1,7 @@
 """Benchmark: full HC1 verifications per second vs raw ECDSA P-256 verifies per second.
 
-Usage: ``python bench/verify.py [--seconds 3] [--revoked 1000000] [--minimal] [--profile]``.
+Usage: ``python bench/verify.py [--seconds 6] [--rounds 12] [--revoked 1000000]
+[--minimal] [--base45 auto|python] [--profile]``.
 Runs on one core (pinned when the OS allows) and prints one JSON object::
 
     {"verify_per_s": ..., "raw_ecdsa_per_s": ..., "ratio": ..., ...}
@@ -11,12 +12,16 @@ of the crypto floor that the whole pipeline keeps: Base45, zlib, COSE, the
 trusted clock (with its synchronisation probe), bundle freshness, ES256, CWT,
 content and EKU checks, revocation against ``--revoked`` UCI hashes plus as
 many SIGNATURE hashes, a tenth as many COUNTRYCODEUCI hashes and a kid
-blocklist, the positive-test check and the default policy's 3G scan mode --
-the device configuration.  ``--minimal`` measures the first cut's set-up
-(bare trust store, plain clock, no revocation, no rules) for comparison.
+blocklist, the DSC's listed country against ``iss``, the positive-test check
+and the default policy's 3G scan mode -- the device configuration.
+``--minimal`` measures the first cut's set-up (bare trust store, plain clock,
+no revocation, no rules) for comparison;
+``--base45 python`` the pure-Python Base45 decoder a device runs when the
+install could not compile ``kiosk/verify/_base45.c``.  The JSON says which
+decoder ran (``"base45": "c"`` or ``"python"``).
 
-Rates are CPU time of this process (``time.process_time``), best of several
-interleaved rounds for both sides alike, so other load on a shared machine
+Rates are CPU time of this process (``time.process_time``), best of
+``--rounds`` interleaved rounds for both sides alike, so other load on a shared machine
 does not skew the ratio.
 """
 
@@ -31,6 +36,7 @@ import pstats
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +51,7 @@ from kiosk.verify.issuer import EKU_VACCINATION, issue_hc1, make_signer, sample_
 from kiosk.verify.revocation import HashList, Revocation
 from kiosk.verify.rules import DEFAULT_POLICY
 from kiosk.verify.steps import inflate
+from kiosk.verify.trust import Signer
 
 NOW = datetime(2021, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -81,7 +88,8 @@ def build_certificate(revoked: int = 0, state_dir: Path | None = None,
     key, der = make_signer("DSC bench", "ec", [EKU_VACCINATION])
     hcert = sample_vaccination(fn="Musterfrau-Gößinger", gn="Erika Dörte", dob="1964-08-12")
     hcert["v"][0]["is"] = "Bundesministerium fur Gesundheit"
-    qr = issue_hc1(hcert, key, der, NOW - timedelta(days=2), NOW + timedelta(days=365))
+    qr = issue_hc1(hcert, key, der, NOW - timedelta(days=2), NOW + timedelta(days=365),
+                   issuer="DE")
     if minimal:
         return Verifier(TrustStore.from_certificates([der]), lambda: NOW), qr
     revocation = Revocation(
@@ -89,7 +97,8 @@ def build_certificate(revoked: int = 0, state_dir: Path | None = None,
         signature=_hashes(revoked), kids=frozenset(os.urandom(8) for _ in range(100)),
     )
     material = TrustMaterial(
-        store=TrustStore.from_certificates([der]), revocation=revocation,
+        # Listed for its country, as in a trust bundle: the issuer-country rule runs.
+        store=TrustStore([replace(Signer.from_der(der), country="DE")]), revocation=revocation,
         mode=DEFAULT_POLICY.mode("3G"), version=1, issued_at=NOW - timedelta(days=1),
         max_age_s=7 * 86400, grace_s=14 * 86400,
     )
@@ -101,13 +110,22 @@ def build_certificate(revoked: int = 0, state_dir: Path | None = None,
 def main() -> None:
     """Run the benchmark and print the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="CPU seconds per side, split over the rounds")
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="interleaved rounds per side; each side's best round counts")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of verify()")
     parser.add_argument("--revoked", type=int, default=1_000_000,
                         help="entries per revocation hash list (default 1,000,000)")
     parser.add_argument("--minimal", action="store_true",
                         help="the first cut's set-up: no clock, revocation or rules")
+    parser.add_argument("--base45", choices=("auto", "python"), default="auto",
+                        help="python: the pure-Python decoder even when the compiled one is built")
     args = parser.parse_args()
+    implementation = base45.IMPLEMENTATION
+    if args.base45 == "python":
+        base45.decode = base45.decode_python  # read per call by the verifier
+        implementation = "python"
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -136,9 +154,9 @@ def main() -> None:
 
     # Interleave to spread frequency/noise effects evenly over both numbers.
     raw_rates, full_rates = [], []
-    for _ in range(6):
-        raw_rates.append(_rate(raw, args.seconds / 6))
-        full_rates.append(_rate(full, args.seconds / 6))
+    for _ in range(args.rounds):
+        raw_rates.append(_rate(raw, args.seconds / args.rounds))
+        full_rates.append(_rate(full, args.seconds / args.rounds))
     raw_per_s, full_per_s = max(raw_rates), max(full_rates)
     print(
         json.dumps(
@@ -147,8 +165,9 @@ def main() -> None:
                 "raw_ecdsa_per_s": round(raw_per_s, 1),
                 "ratio": round(full_per_s / raw_per_s, 3),
                 "qr_chars": len(qr),
-        "setup": "minimal" if args.minimal else "device",
-        "revoked_per_list": 0 if args.minimal else args.revoked,
+                "setup": "minimal" if args.minimal else "device",
+                "revoked_per_list": 0 if args.minimal else args.revoked,
+                "base45": implementation,
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "processor": platform.processor() or platform.platform(),

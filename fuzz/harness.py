@@ -12,7 +12,8 @@ gets past the checksummed outer layers:
 * ``2`` claims: the bytes as CWT claims, *signed with the trusted fuzz key* --
   claims, times, content, EKU, revocation, positive tests and 3G rules.
 
-Invariants checked on every input: ``verify`` returns a :class:`Decision`
+Invariants checked on every input: the compiled and the pure-Python Base45
+decoders give the same bytes or the same error; ``verify`` returns a :class:`Decision`
 and never raises; a deny has a specific reason; an allow is only ever given
 to a COSE payload that the trusted fuzz key (or a test-data DSC) signed --
 for text/COSE inputs, one of the seed payloads.  Without atheris,
@@ -25,6 +26,7 @@ import base64
 import json
 import sys
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -126,6 +128,8 @@ def check_one(data: bytes) -> None:
     if len(data) > MAX_INPUT:
         return
     text, signed = t.text_for(data)
+    assert _base45_outcome(base45.decode, text[4:]) == \
+        _base45_outcome(base45.decode_python, text[4:]), "Base45 decoders disagree"
     decision = t.verifier.verify(text)
     assert isinstance(decision, Decision), type(decision)
     assert isinstance(decision.reason, Reason)
@@ -134,6 +138,13 @@ def check_one(data: bytes) -> None:
         payload = parse_sign1(steps.inflate(base45.decode(text[4:]))).payload
         assert signed == payload or payload in t.signed_payloads, "forged payload allowed"
     assert decision.reason is not Reason.INTERNAL_ERROR, decision.detail
+
+
+def _base45_outcome(decode: Callable[[str], bytes], text: str) -> tuple[bool, bytes | str]:
+    try:
+        return True, decode(text)
+    except base45.Base45Error as exc:
+        return False, str(exc)
 
 
 def run_hypothesis(examples: int = 500) -> int:

@@ -8,7 +8,9 @@ Thread ownership (see docs/architecture.md):
 - ``kiosk-relay-guard`` cuts the relay if it outlives its hard maximum (a stalled
   loop); gpiozero's blink thread plays buzzer patterns;
 - the MQTT publisher owns its paho network thread and the outbox drain thread,
-  reading the same SQLite file through its own connection.
+  reading the same SQLite file through its own connection;
+- ``kiosk-trust-watch`` (signed bundle, ``verify.reload_interval_s`` > 0) swaps a
+  newly installed trust bundle into the verifier; SIGHUP wakes it at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from kiosk.nik.devices import open_key_source
 from kiosk.scanloop import CredentialVerifier, ScanLoop
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
-from kiosk.verify.factory import open_verifier
+from kiosk.verify.factory import open_trust_watcher, open_trusted_clock, open_verifier
+from kiosk.verify.reload import reload_on_sighup
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +89,30 @@ def build_app(
     with contextlib.ExitStack() as stack:
         config.device.data_dir.mkdir(parents=True, exist_ok=True)
         if verifier is None:
+            trusted_clock = open_trusted_clock(
+                config.clock, wall_clock=wall_clock, state_dir=config.device.data_dir
+            )
             device_verifier = open_verifier(
                 config.verify,
                 wall_clock=wall_clock,
                 state_dir=config.device.data_dir,
-                clock=config.clock,
                 policy=config.policy,
+                trusted_clock=trusted_clock,
             )
             stack.callback(device_verifier.close)  # persists the clock's high-water mark
             verifier = device_verifier
             trusted = device_verifier.health().signers
+            # A bundle installed while the gate runs is picked up without a restart.
+            watcher = open_trust_watcher(
+                device_verifier,
+                config.verify,
+                state_dir=config.device.data_dir,
+                policy=config.policy,
+                clock=trusted_clock,
+            )
+            if watcher is not None:
+                stack.enter_context(watcher)
+                stack.enter_context(reload_on_sighup(watcher))
         else:
             trusted = -1
         store = stack.enter_context(open_count_store(config))

@@ -129,6 +129,13 @@ class VerifyConfig:
         "(keep verifying; status shows expired; staff the lane).",
         choices=("deny", "allow"),
     )
+    reload_interval_s: float = setting(
+        30.0,
+        doc="Check the installed bundle file this often and load a new one without a "
+        "restart (SIGHUP: at once); 0 = only at start. Signed bundle only.",
+        min=0,
+        max=3600,
+    )
 
 
 @dataclass(frozen=True)

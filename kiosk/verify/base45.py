@@ -1,18 +1,22 @@
 """Base45 (RFC 9285) encoding and strict, fast decoding.
 
 The decoder is on the hot path of every scan: a ~600-character QR payload is
-decoded per verification.  Measured on the dev box for 620 characters, run
-between signature checks (cold caches, as in the gate): per-character loop
-~45 µs, numpy vectorisation ~20 µs, this version ~4 µs.
+decoded per verification.  :func:`decode` is the compiled decoder
+(``kiosk/verify/_base45.c``, ~0.3 µs for 600 characters) when the install
+built it, else :func:`decode_python`; both give the same bytes or the same
+error (differential tests and the fuzz target compare them).
+:data:`IMPLEMENTATION` says which one runs ("c" or "python").
 
-It does the arithmetic for all groups at once inside one big Python integer
-("SIMD within a register"): ``bytes.translate`` maps characters to digit
-values (C), ``int.from_bytes`` packs them with each 3-digit group in its own
-24-bit field, and three masked shifts and two multiplications compute
-``d0 + 45*d1 + 2025*d2`` for every field in parallel (a group's value is at
-most 91,124, 17 bits, so no field overflows into the next).  The big-endian
-result with every third (zero) byte deleted is the output.  No numpy: its
-per-call overhead dominated for inputs this small.
+The pure-Python decoder (measured on the dev box for 620 characters, run
+between signature checks: per-character loop ~45 µs, numpy vectorisation ~20
+µs, this version ~3-4 µs) does the arithmetic for all groups at once inside
+one big Python integer ("SIMD within a register"): ``bytes.translate`` maps
+characters to digit values (C), ``int.from_bytes`` packs them with each
+3-digit group in its own 24-bit field, and three masked shifts and two
+multiplications compute ``d0 + 45*d1 + 2025*d2`` for every field in parallel
+(a group's value is at most 91,124, 17 bits, so no field overflows into the
+next). The big-endian result with every third (zero) byte deleted is the
+output. No numpy: its per-call overhead dominated for inputs this small.
 
 Validation is strict: a character outside the alphabet (lower case included),
 a length of 1 modulo 3, a 3-character group above 0xFFFF or a final pair above
@@ -23,8 +27,9 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Callable
 
-__all__ = ["ALPHABET", "Base45Error", "decode", "encode"]
+__all__ = ["ALPHABET", "IMPLEMENTATION", "Base45Error", "decode", "decode_python", "encode"]
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
@@ -52,8 +57,8 @@ class Base45Error(ValueError):
     """The text is not valid Base45 (bad character, bad length or value out of range)."""
 
 
-def decode(text: str) -> bytes:
-    """Decode Base45 ``text`` into bytes.
+def decode_python(text: str) -> bytes:
+    """Decode Base45 ``text`` into bytes (the pure-Python reference decoder).
 
     Raises:
         Base45Error: on a character outside the Base45 alphabet (lower case is
@@ -98,6 +103,23 @@ def _tail(digits: bytes) -> int:
     if value > 0xFF:
         raise Base45Error("final 2-character group above 0xFF")
     return value
+
+
+decode: Callable[[str], bytes] = decode_python
+"""Decode Base45 ``text`` into bytes: the compiled decoder when built, else :func:`decode_python`.
+
+Same contract as :func:`decode_python`: raises :class:`Base45Error` on bad input,
+nothing else for a ``str``.
+"""
+IMPLEMENTATION = "python"
+try:
+    from kiosk.verify import _base45
+except ImportError:  # not built (no compiler at install time): the reference decoder
+    pass
+else:
+    _base45.bind(Base45Error)
+    decode = _base45.decode
+    IMPLEMENTATION = "c"
 
 
 def encode(data: bytes) -> str:

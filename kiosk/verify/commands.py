@@ -171,6 +171,10 @@ def _install(args: argparse.Namespace) -> int:
     clock = TrustedClock(lambda: datetime.now(UTC), FixedProbe(False),
                          config.device.data_dir / config.clock.state_file)
     clock.raise_floor(bundle.issued_at.timestamp())
-    print(f"installed trust bundle v{bundle.version} at {target}; "
-          "restart the gate service to use it")
+    if config.verify.reload_interval_s > 0:
+        when = (f"the running gate uses it within {config.verify.reload_interval_s:g} s "
+                "(or at once on SIGHUP)")
+    else:
+        when = "restart the gate service to use it (verify.reload_interval_s = 0)"
+    print(f"installed trust bundle v{bundle.version} at {target}; {when}")
     return 0

@@ -3,11 +3,14 @@
 :func:`open_verifier` is the one place that decides between the signed trust
 bundle and the unsigned dev folder (``verify.trust_source``), sets up the
 trusted clock with its persisted high-water mark, and resolves the scan mode
-(``[policy]`` overrides on top of the bundle's policy).
+(``[policy]`` overrides on top of the bundle's policy).  :func:`open_trust_watcher`
+starts the reload of a newly installed bundle in the running gate
+(:mod:`kiosk.verify.reload`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -16,14 +19,22 @@ from pathlib import Path
 from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
 from kiosk.errors import ConfigError, DocumentError
 from kiosk.signing import load_public_keys
-from kiosk.verify.bundlefile import read_installed
+from kiosk.verify.bundlefile import floor_path, raise_floor, read_installed
 from kiosk.verify.clock import AdjtimexProbe, FixedProbe, SyncProbe, TimesyncdProbe, TrustedClock
 from kiosk.verify.hc1 import Verifier
 from kiosk.verify.material import TrustMaterial
+from kiosk.verify.reload import TrustWatcher
 from kiosk.verify.rules import DEFAULT_POLICY, Policy, ScanMode
 from kiosk.verify.trust import TrustStore
 
-__all__ = ["load_material", "make_probe", "open_verifier", "resolve_source"]
+__all__ = [
+    "load_material",
+    "make_probe",
+    "open_trust_watcher",
+    "open_trusted_clock",
+    "open_verifier",
+    "resolve_source",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -64,10 +75,12 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
                   clock: TrustedClock | None = None) -> TrustMaterial:
     """Load the trust material named by ``cfg``.
 
-    A missing, unreadable or forged installed bundle gives
+    A missing, unreadable or forged installed bundle, or one below the
+    rollback floor (:mod:`kiosk.verify.bundlefile`), gives
     :meth:`TrustMaterial.none` (every scan denied with TRUST_EXPIRED; logged as
     an error) rather than a gate that does not start.  A loaded bundle raises
-    ``clock``'s high-water mark to its issue time.
+    ``clock``'s high-water mark to its issue time and the rollback floor to its
+    version (so a bundle installed before the floor existed becomes the floor).
 
     Raises:
         ConfigError: ``policy.mode`` names a mode the policy does not define.
@@ -90,6 +103,10 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
     if bundle is None:
         _log.error("no trust bundle installed at %s: every scan is denied", path)
         return TrustMaterial.none()
+    try:
+        raise_floor(floor_path(path), bundle.version)
+    except OSError as exc:  # a read-only or full disk must not stop the gate
+        _log.warning("cannot record trust floor v%d: %s", bundle.version, exc)
     if clock is not None:
         clock.raise_floor(bundle.issued_at.timestamp())
     store = bundle.store()
@@ -106,9 +123,30 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
     )
 
 
+def open_trusted_clock(clock: ClockConfig | None, *, wall_clock: Callable[[], datetime],
+                       state_dir: Path, probe: SyncProbe | None = None) -> TrustedClock:
+    """The device's trusted clock: ``[clock]`` settings, high-water mark in ``state_dir``.
+
+    Args:
+        clock: the ``[clock]`` section (defaults when None).
+        wall_clock: the system clock (aware UTC).
+        state_dir: ``device.data_dir`` (holds ``clock.state_file``).
+        probe: clock synchronisation probe; default from ``clock.probe``.
+    """
+    clock_cfg = clock or ClockConfig()
+    return TrustedClock(
+        wall_clock,
+        probe if probe is not None else make_probe(clock_cfg.probe),
+        state_dir / clock_cfg.state_file,
+        policy=clock_cfg.unsynchronised,  # type: ignore[arg-type]
+        persist_interval_s=clock_cfg.persist_interval_s,
+    )
+
+
 def open_verifier(cfg: VerifyConfig, *, wall_clock: Callable[[], datetime], state_dir: Path,
                   clock: ClockConfig | None = None, policy: PolicyConfig | None = None,
-                  probe: SyncProbe | None = None) -> Verifier:
+                  probe: SyncProbe | None = None,
+                  trusted_clock: TrustedClock | None = None) -> Verifier:
     """The device verifier: trust material per ``cfg``, trusted clock, scan mode.
 
     Args:
@@ -117,17 +155,37 @@ def open_verifier(cfg: VerifyConfig, *, wall_clock: Callable[[], datetime], stat
         state_dir: ``device.data_dir``: holds the installed bundle and the clock state.
         clock / policy: the ``[clock]`` and ``[policy]`` sections (defaults when None).
         probe: clock synchronisation probe; default from ``clock.probe``.
+        trusted_clock: use this clock (from :func:`open_trusted_clock`, shared
+            with :func:`open_trust_watcher`) instead of building one from
+            ``clock`` and ``probe``.  The verifier's ``close()`` closes it.
 
     Raises:
         ConfigError: ``policy.mode`` is unknown to the loaded policy.
     """
-    clock_cfg = clock or ClockConfig()
-    trusted = TrustedClock(
-        wall_clock,
-        probe if probe is not None else make_probe(clock_cfg.probe),
-        state_dir / clock_cfg.state_file,
-        policy=clock_cfg.unsynchronised,  # type: ignore[arg-type]
-        persist_interval_s=clock_cfg.persist_interval_s,
-    )
+    trusted = trusted_clock or open_trusted_clock(clock, wall_clock=wall_clock,
+                                                  state_dir=state_dir, probe=probe)
     material = load_material(cfg, state_dir, policy or PolicyConfig(), trusted)
     return Verifier(material, trusted, on_expired=cfg.on_expired)
+
+
+def open_trust_watcher(verifier: Verifier, cfg: VerifyConfig, *, state_dir: Path,
+                       policy: PolicyConfig | None = None,
+                       clock: TrustedClock | None = None) -> TrustWatcher | None:
+    """Start reloading ``verifier``'s bundle when the installed file changes; None when off.
+
+    Off (None, no thread) when ``cfg.reload_interval_s`` is 0 or the trust
+    source resolves to the unsigned dev folder.  Reloads use
+    :func:`load_material` restricted to the signed bundle, so a deleted bundle
+    never falls back to a folder at run time; a reloaded bundle raises
+    ``clock``'s high-water mark as at start.  The caller closes the watcher.
+    """
+    if cfg.reload_interval_s <= 0 or resolve_source(cfg, state_dir) != "bundle":
+        return None
+    bundle_only = dataclasses.replace(cfg, trust_source="bundle")
+    site_policy = policy or PolicyConfig()
+
+    def load() -> TrustMaterial:
+        return load_material(bundle_only, state_dir, site_policy, clock)
+
+    return TrustWatcher(verifier, state_dir / cfg.bundle_file, load,
+                        interval_s=cfg.reload_interval_s)

@@ -246,7 +246,8 @@ class Verifier:
 
     def _key_usage(self, s: _State) -> None:
         assert s.signer is not None and s.cert_type is not None
-        steps.check_key_usage(s.signer, s.cert_type)
+        assert s.claims is not None
+        steps.check_key_usage(s.signer, s.cert_type, s.claims.issuer)
 
     def _revocation(self, s: _State) -> None:
         assert s.trust is not None and s.cose is not None and s.claims is not None

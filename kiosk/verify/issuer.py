@@ -148,7 +148,7 @@ def issue_hc1(
     tag: int | None = 18,
     kid: bytes | None = None,
     extra_unprotected: Mapping[int, Any] | None = None,
-    issuer: str = "XX",
+    issuer: str | None = "XX",
     pss_salt: int | None = None,
 ) -> str:
     """Sign ``hcert`` as an HC1 QR text (``"HC1:..."``).
@@ -157,6 +157,7 @@ def issue_hc1(
     defaults to :func:`kid_of` ``(cert_der)`` and is placed per ``kid_in``;
     ``extra_unprotected`` adds/overrides unprotected header labels (e.g. a
     second kid).  ``pss_salt`` overrides the PSS salt length (default 32).
+    ``issuer`` is the CWT ``iss`` claim (the issuing country); None leaves it out.
     """
     if alg is None:
         alg = ALG_ES256 if isinstance(private_key, ec.EllipticCurvePrivateKey) else ALG_PS256
@@ -168,12 +169,13 @@ def issue_hc1(
     elif kid_in == "unprotected":
         unprotected[4] = the_kid
     unprotected.update(extra_unprotected or {})
-    claims = {
-        1: issuer,
+    claims: dict[int, Any] = {
         4: int(exp.timestamp()),
         6: int(iat.timestamp()),
         -260: {1: hcert},
     }
+    if issuer is not None:
+        claims[1] = issuer
     cose = sign1(cbor2.dumps(claims), private_key, protected, unprotected,
                  alg=alg, tag=tag, pss_salt=pss_salt)
     return encode_hc1(cose)

@@ -196,6 +196,37 @@ def _indexed_lookup(data: bytes, index: array[int], bitmap: bytes,
     return has
 
 
+def _revocation_check(
+    signature_has: Callable[[bytes], bool] | None, uci_has: Callable[[bytes], bool] | None,
+    ccu_has: Callable[[bytes], bool] | None,
+) -> Callable[[bytes, bool, Iterable[str], str | None], str | None]:
+    """The body of :attr:`Revocation.revoked_by` over the non-empty lists' lookups.
+
+    The hashes are those of :func:`uci_hash`, :func:`countrycodeuci_hash` and
+    :func:`signature_hash` (the tests compare), computed inline.
+    """
+    sha256 = _sha256
+
+    def revoked_by(signature: bytes, ecdsa: bool, uvcis: Iterable[str],
+                   issuer: str | None) -> str | None:
+        if signature_has is not None and signature_has(sha256(
+                signature[: len(signature) // 2] if ecdsa else signature).digest()[:HASH_LEN]):
+            return "signature"
+        prefix = issuer.encode("utf-8") if ccu_has is not None and issuer is not None else None
+        if uci_has is None and prefix is None:
+            return None
+        for uvci in uvcis:
+            raw = uvci.encode("utf-8")
+            if uci_has is not None and uci_has(sha256(raw).digest()[:HASH_LEN]):
+                return "uci"
+            if prefix is not None and ccu_has(  # type: ignore[misc]  # not None with prefix
+                    sha256(prefix + raw).digest()[:HASH_LEN]):
+                return "countrycodeuci"
+        return None
+
+    return revoked_by
+
+
 @dataclass(frozen=True)
 class Revocation:
     """Revocation data: three hash lists and a blocklist of signer kids.
@@ -209,10 +240,20 @@ class Revocation:
     signature: HashList = field(default_factory=HashList)
     kids: frozenset[bytes] = frozenset()
     has_hashes: bool = field(init=False, repr=False, compare=False)
+    revoked_by: Callable[[bytes, bool, Iterable[str], str | None], str | None] = field(
+        init=False, repr=False, compare=False)
+    """:meth:`match` with positional arguments ``(signature, ecdsa, uvcis, issuer)``.
+
+    The per-scan call: a closure over the lists' lookups, bound once here, so
+    a scan pays no keyword parsing and no attribute lookups.
+    """
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "has_hashes",
                            bool(self.uci._n or self.countrycodeuci._n or self.signature._n))
+        object.__setattr__(self, "revoked_by", _revocation_check(
+            *(hash_list._has if hash_list._n else None
+              for hash_list in (self.signature, self.uci, self.countrycodeuci))))
 
     def __len__(self) -> int:
         return len(self.uci) + len(self.countrycodeuci) + len(self.signature) + len(self.kids)
@@ -229,25 +270,6 @@ class Revocation:
         is the CWT ``iss`` claim (None skips COUNTRYCODEUCI).
         """
         return self.revoked_by(signature, ecdsa, uvcis, issuer)
-
-    def revoked_by(self, signature: bytes, ecdsa: bool, uvcis: Iterable[str],
-                   issuer: str | None) -> str | None:
-        """:meth:`match` with positional arguments (the per-scan call: no keyword parsing).
-
-        Hashes and lookups are inlined here (not the helpers above).
-        """
-        sig, uci, ccu = self.signature, self.uci, self.countrycodeuci
-        if sig._n and sig._has(_sha256(signature[: len(signature) // 2] if ecdsa else signature
-                                       ).digest()[:HASH_LEN]):
-            return "signature"
-        for uvci in uvcis:
-            raw = uvci.encode("utf-8")
-            if uci._n and uci._has(_sha256(raw).digest()[:HASH_LEN]):
-                return "uci"
-            if issuer is not None and ccu._n and \
-                    ccu._has(_sha256(issuer.encode("utf-8") + raw).digest()[:HASH_LEN]):
-                return "countrycodeuci"
-        return None
 
     def to_obj(self) -> dict[str, Any]:
         """The bundle form: ``{"uci", "countrycodeuci", "signature": bstr, "kids": [bstr]}``."""

@@ -35,7 +35,7 @@ from typing import Any
 from kiosk.decision import CertType, Reason
 from kiosk.errors import VerificationError
 
-__all__ = ["SCHEMA_VERSIONS", "check_structure", "schema_errors", "strip_nulls"]
+__all__ = ["SCHEMA_VERSIONS", "check_structure", "plain_type", "schema_errors", "strip_nulls"]
 
 _REQUIRED = {
     CertType.VACCINATION: ("tg", "vp", "mp", "ma", "dn", "sd", "dt", "co", "is", "ci"),
@@ -72,7 +72,7 @@ _ENTRY_FIELDS = {t: (itemgetter(*(k for k, _ in fields)), tuple(kind for _, kind
 _VACCINATION, _TEST, _RECOVERY = CertType.VACCINATION, CertType.TEST, CertType.RECOVERY
 
 
-def _plain_type(hcert: Any) -> CertType | None:
+def plain_type(hcert: Any) -> CertType | None:
     """The type of an hcert made only of exact JSON types that passes every check, else None.
 
     The common case of :func:`check_structure` in a few C-level calls (this runs
@@ -122,7 +122,7 @@ def check_structure(hcert: Any) -> CertType:
     Raises:
         VerificationError(SCHEMA_INVALID): naming the field (never its value).
     """
-    plain = _plain_type(hcert)
+    plain = plain_type(hcert)
     if plain is not None:
         return plain
     if not isinstance(hcert, dict):

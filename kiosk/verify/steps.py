@@ -36,6 +36,7 @@ __all__ = [
     "check_times_ts",
     "decode_base45",
     "inflate",
+    "issuer_matches",
     "parse_claims",
     "strip_prefix",
 ]
@@ -86,6 +87,10 @@ def inflate(data: bytes, limit: int = MAX_INFLATED) -> bytes:
         out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         raise VerificationError(Reason.ZLIB_INVALID, str(exc)) from None
+    # The usual case in one test (per scan): the stream ended inside the cap
+    # with nothing after it (at eof, no input is left unconsumed).
+    if inflater.eof and len(out) <= limit and not inflater.unused_data:
+        return out
     if len(out) > limit or inflater.unconsumed_tail:
         raise VerificationError(Reason.PAYLOAD_TOO_LARGE, f"inflated size above {limit} bytes")
     if not inflater.eof:
@@ -225,10 +230,31 @@ def check_content(hcert: dict[str, Any]) -> CertType:
     return check_structure(hcert)
 
 
-def check_key_usage(signer: Signer, cert_type: CertType) -> None:
-    """Raise VerificationError(WRONG_CERT_TYPE) when the DSC's EKU forbids ``cert_type``."""
+def check_key_usage(signer: Signer, cert_type: CertType, issuer: str | None = None) -> None:
+    """Check that the DSC may sign this certificate: its type and its issuing country.
+
+    The country rule applies when the trust bundle lists the DSC's country
+    (``signer.country``; dev mode has none) and the CWT carries ``iss``: a key
+    registered for one country must not sign certificates claiming another
+    (a leaked key of one country cannot pass as another's issuer).
+
+    Raises:
+        VerificationError: WRONG_CERT_TYPE when the DSC's EKU forbids
+            ``cert_type``; ISSUER_MISMATCH when ``issuer`` is not ``signer.country``.
+    """
     if not signer.allows(cert_type):
         raise VerificationError(Reason.WRONG_CERT_TYPE, f"DSC EKU does not allow type {cert_type}")
+    if not issuer_matches(signer, issuer):
+        raise VerificationError(
+            Reason.ISSUER_MISMATCH,
+            f"iss {str(issuer)[:8]!r} is not the DSC's country {signer.country!r}")
+
+
+def issuer_matches(signer: Signer, issuer: str | None) -> bool:
+    """True unless both the DSC's listed country and ``iss`` are known and differ (any case)."""
+    country = signer.country
+    return country is None or issuer is None or issuer == country \
+        or issuer.upper() == country.upper()
 
 
 # CertType -> its hcert key without the (slow) enum .value access per scan.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import FrozenInstanceError
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.decision import CertType, Reason, mask_name
+from kiosk.decision import CertType, Decision, InputKind, Reason, mask_name, qr_allow
 from kiosk.errors import VerificationError
 from kiosk.verify import TrustMaterial, TrustStore, Verifier
 from kiosk.verify.clock import FixedProbe, TrustedClock
@@ -21,7 +22,7 @@ from kiosk.verify.hc1 import _holder
 from kiosk.verify.issuer import make_signer, sample_test, sample_vaccination, tamper_signature
 from kiosk.verify.revocation import INDEX_FROM, HashList
 from kiosk.verify.rules import DEFAULT_POLICY
-from kiosk.verify.schema import _plain_type, check_structure
+from kiosk.verify.schema import check_structure, plain_type
 
 from .conftest import NOW, issue
 
@@ -70,9 +71,25 @@ def test_straight_path_agrees_with_the_step_pipeline() -> None:
     for text in texts:
         fast = verifier.verify(text)
         slow = verifier.inspect(text).decision
-        assert (fast.allowed, fast.reason, fast.detail, fast.holder_masked, fast.cert_type) == \
-            (slow.allowed, slow.reason, slow.detail, slow.holder_masked, slow.cert_type)
+        assert (fast.allowed, fast.reason, fast.detail, fast.holder_masked, fast.cert_type,
+                fast.input, fast.credential_id) == \
+            (slow.allowed, slow.reason, slow.detail, slow.holder_masked, slow.cert_type,
+             slow.input, slow.credential_id)
     assert verifier.verify(valid).reason is Reason.OK
+
+
+@pytest.mark.parametrize("cert_type", list(CertType))
+@pytest.mark.parametrize("holder", [None, "E**** M*********"])
+@pytest.mark.parametrize("detail", ["", "trust stale"])
+def test_qr_allow_equals_the_dataclass_constructor(cert_type: CertType, holder: str | None,
+                                                   detail: str) -> None:
+    credential = os.urandom(64)
+    fast = qr_allow(cert_type, holder, detail, credential)
+    slow = Decision(True, Reason.OK, InputKind.QR, cert_type, holder, detail, credential)
+    assert type(fast) is Decision and fast == slow and repr(fast) == repr(slow)
+    assert fast.credential_id == credential and hash(fast) == hash(slow)
+    with pytest.raises(FrozenInstanceError):
+        fast.allowed = False  # type: ignore[misc]
 
 
 def test_indexed_hash_list_matches_a_set() -> None:
@@ -182,14 +199,14 @@ def test_plain_structure_check_agrees_with_the_detailed_one() -> None:
     with_datetime = sample_test()
     with_datetime["t"][0]["sc"] = NOW
     for hcert in [*samples, broken, with_datetime, {"v": [], "ver": "1"}, {}, []]:
-        plain = _plain_type(hcert)
+        plain = plain_type(hcert)
         try:
             detailed = check_structure(hcert)
         except VerificationError:
             assert plain is None
         else:
             assert plain in (None, detailed)
-    assert _plain_type(with_datetime) is None and check_structure(with_datetime) is CertType.TEST
+    assert plain_type(with_datetime) is None and check_structure(with_datetime) is CertType.TEST
 
 
 @pytest.mark.parametrize("dn,sd", [(1, 2), (2, 2), (3, 3), (2, 1), (0, 1), (1, 0)])
