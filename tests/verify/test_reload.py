@@ -129,11 +129,17 @@ def test_newer_bundle_installed_while_running_is_used_without_restart(
                and r.levelno == logging.INFO for r in caplog.records)
 
 
-def test_forged_file_keeps_the_current_material_and_logs_once(
-        gate_factory: Callable[..., Gate], caplog: pytest.LogCaptureFixture) -> None:
+def _running_at_v2(gate_factory: Callable[..., Gate]) -> Gate:
+    """A running gate that has just picked up bundle v2 (trusting the NEW DSC)."""
     gate = gate_factory()
     gate.install(2, NEW[1])
     _wait_for(lambda: gate.verifier.material.version == 2, "v2 swapped in")
+    return gate
+
+
+def test_forged_file_keeps_the_current_material_and_logs_once(
+        gate_factory: Callable[..., Gate], caplog: pytest.LogCaptureFixture) -> None:
+    gate = _running_at_v2(gate_factory)
     caplog.set_level(logging.ERROR)
     forged = bytearray(signed(make_bundle(NEW[1], OLD[1], version=3)))
     forged[len(forged) // 2] ^= 0x01
@@ -158,9 +164,7 @@ def test_forged_file_keeps_the_current_material_and_logs_once(
 
 def test_older_signed_bundle_put_in_place_is_refused_while_running(
         gate_factory: Callable[..., Gate], caplog: pytest.LogCaptureFixture) -> None:
-    gate = gate_factory()
-    gate.install(2, NEW[1])
-    _wait_for(lambda: gate.verifier.material.version == 2, "v2 swapped in")
+    gate = _running_at_v2(gate_factory)
     caplog.set_level(logging.ERROR)
     atomic_write(gate.bundle, signed(make_bundle(OLD[1], version=1)))  # genuine, older
     _wait_for(lambda: any("rollback refused" in r.getMessage() for r in caplog.records),
