@@ -10,7 +10,9 @@ Thread ownership (see docs/architecture.md):
 - the MQTT publisher owns its paho network thread and the outbox drain thread,
   reading the same SQLite file through its own connection;
 - ``kiosk-trust-watch`` (signed bundle, ``verify.reload_interval_s`` > 0) swaps a
-  newly installed trust bundle into the verifier; SIGHUP wakes it at once.
+  newly installed trust bundle into the verifier; SIGHUP wakes it at once;
+- ``kiosk-nik-kdf`` (``nik.mode = "list"`` with a key input) derives a typed
+  NIK's status-list key (scrypt) so the loop keeps turning meanwhile.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from kiosk.gate import (
 )
 from kiosk.nik import NikEntry, build_nik_verifier
 from kiosk.nik.devices import open_key_source
+from kiosk.nik.worker import KdfWorker
 from kiosk.scanloop import CredentialVerifier, ScanLoop
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
@@ -130,6 +133,11 @@ def build_app(
             device_nik = build_nik_verifier(config, wall_clock=wall_clock, monotonic=monotonic)
             stack.callback(device_nik.close)
             nik_verifier = device_nik
+        nik_worker = None
+        if keys is not None and config.nik.mode == "list":
+            # Only list mode runs scrypt (~1 s on a Pi 4), and only typed NIKs reach
+            # the worker: the loop keeps sampling the gate meanwhile (kiosk-nik-kdf).
+            nik_worker = stack.enter_context(KdfWorker())
         # Parts built later (the scan loop: decoder, camera fps) add status sources here.
         status_sources = StatusSources()
         publisher = None
@@ -172,6 +180,7 @@ def build_app(
             nik_verifier=nik_verifier,
             keys=keys,
             entry=NikEntry(timeout_s=config.nik.entry_timeout_s),
+            nik_worker=nik_worker,
         )
         status_sources.add(_loop_status(loop, decoder.name, monotonic))
         if publisher is not None:
@@ -183,9 +192,11 @@ def build_app(
 def _loop_status(
     loop: ScanLoop, decoder: str, monotonic: Callable[[], float]
 ) -> Callable[[], dict[str, Any]]:
-    """Status fields from the scan loop: decoder name and frames/s since the last report.
+    """Status fields from the scan loop: decoder name, frames/s since the last report
+    and the gate's operating mode.
 
-    Called on the publisher's thread; it only reads counters the loop increments.
+    Called on the publisher's thread; it only reads counters the loop increments
+    and the machine's current mode (one attribute read).
     """
     last = [monotonic(), float(loop.stats.frames)]
 
@@ -194,7 +205,8 @@ def _loop_status(
         elapsed = now - last[0]
         fps = (frames - last[1]) / elapsed if elapsed > 0 else 0.0
         last[:] = [now, frames]
-        return {"decoder": decoder, "camera_fps": round(fps, 1)}
+        return {"decoder": decoder, "camera_fps": round(fps, 1),
+                "gate_mode": str(loop.driver.machine.mode)}
 
     return source
 

@@ -23,6 +23,7 @@ from kiosk.decode import Decoder, RepeatFilter
 from kiosk.display import NullScreen, Screen
 from kiosk.display.views import (
     DeviceStatus,
+    nik_checking_view,
     nik_prompt_view,
     screen_name,
     status_from_health,
@@ -34,6 +35,7 @@ from kiosk.nik.devices import KeySource
 from kiosk.nik.entry import EntryState, NikEntry
 from kiosk.nik.manual import outcome_of
 from kiosk.nik.verifier import is_pending
+from kiosk.nik.worker import CHECK_TIMEOUT_S, KdfWorker, NikCheck, StagedNikVerifier
 from kiosk.telemetry import CountStore, MqttPublisher
 
 _T = TypeVar("_T")
@@ -86,7 +88,10 @@ class ScanLoop:
     NIK_DISABLED); ``on_decision`` gets every final decision; ``on_event`` gets
     ``(event, fields)`` for decisions, screens, counts and gate events (fields
     never hold a name, NIK or payload); ``keys`` is the KTP keypad or reader,
-    read without blocking each turn into the ``entry`` editor.
+    read without blocking each turn into the ``entry`` editor; ``nik_worker``
+    (with a verifier that has ``begin``/``finish``) derives the status-list key
+    of a typed NIK off this thread so frames and gate inputs keep flowing, and
+    ``nik_timeout_s`` bounds how long a typed NIK may wait for it.
     """
 
     def __init__(
@@ -109,6 +114,8 @@ class ScanLoop:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         keys: KeySource | None = None,
         entry: NikEntry | None = None,
+        nik_worker: KdfWorker | None = None,
+        nik_timeout_s: float = CHECK_TIMEOUT_S,
     ) -> None:
         self._source = source
         self._decoder = decoder
@@ -117,6 +124,13 @@ class ScanLoop:
         self._nik_verifier = nik_verifier
         self._keys = keys
         self._entry = entry if entry is not None else NikEntry()
+        self._nik_worker = nik_worker
+        # Typed NIKs are checked in the background when the verifier can be split.
+        self._nik_check = (
+            NikCheck(nik_verifier, nik_worker, nik_timeout_s)
+            if nik_worker is not None and isinstance(nik_verifier, StagedNikVerifier)
+            else None
+        )
         self._outputs = outputs
         self._screen = screen
         self._store = store
@@ -128,8 +142,8 @@ class ScanLoop:
         self.driver = driver or GateDriver(
             GateMachine(MachineConfig(result_hold_s=result_hold_s)), outputs
         )
-        if on_event is not None:
-            self.driver.on_event = on_event
+        if on_event is not None or publisher is not None:
+            self.driver.on_event = self._driver_event
         self._status = DeviceStatus()
         self._health_at: float | None = None
         self._timeouts_in_row = 0
@@ -189,7 +203,10 @@ class ScanLoop:
                 self.staff_answer(confirmed, staff_id="staff-key")
             manual = self._manual()
             self._finish_manual_check(manual.poll() if manual is not None else None)
-            self._show()
+            self._finish_nik(now)
+            shown = self._show()
+            if self.nik_checking and shown == "idle":
+                self._show_checking()  # an earlier result ended; this NIK is still checked
             self._read_keys(now)  # after the gate's own screen, so the prompt stays up
 
         self._guarded(work)
@@ -227,12 +244,25 @@ class ScanLoop:
         """
         manual = self._manual()
         times = [self.driver.next_deadline(after), manual.deadline() if manual else None]
+        if self._nik_check is not None:
+            times.append(self._nik_check.deadline())
         due = [t for t in times if t is not None and t > after]
         return min(due) if due else None
 
+    @property
+    def nik_checking(self) -> bool:
+        """True while a typed NIK waits for its key derivation on the worker."""
+        return self._nik_check is not None and self._nik_check.pending
+
     def _read_keys(self, now: float) -> None:
-        """Feed pending key presses into the NIK editor; submit on ENTER, prompt while typing."""
-        if self._keys is None:
+        """Feed pending key presses into the NIK editor; submit on ENTER, prompt while typing.
+
+        While a typed NIK is being checked in the background, keys are not read:
+        they wait in the input device's own buffer (as they did while the check
+        blocked the loop) and are handled once the decision is out, so a second
+        ENTER is never submitted alongside the first and never lost.
+        """
+        if self._keys is None or self.nik_checking:
             return
         was = self._entry.state
         for _ in range(MAX_KEYS_PER_TURN):
@@ -241,7 +271,8 @@ class ScanLoop:
                 break
             nik = self._entry.press(key, now)
             if nik is not None:
-                self.decide_nik(nik)
+                if self._enter_nik(nik, now):
+                    break  # checking in the background: the rest waits (see above)
             elif self._entry.state is EntryState.TYPING:
                 self._screen.show_view(nik_prompt_view(self._entry.masked()))
                 self._emit("screen", {"screen": "nik_prompt"})
@@ -250,6 +281,40 @@ class ScanLoop:
             # A walked-away or cancelled entry must not stay on screen.
             self._screen.show_view(view_for("idle", None, self._status))
             self._emit("screen", {"screen": "idle"})
+
+    def _enter_nik(self, nik: str, now: float) -> bool:
+        """Act on a typed NIK; True when its key derivation now runs in the background."""
+        if self._nik_check is None:
+            self.decide_nik(nik)
+            return False
+        decision = self._nik_check.start(nik, now)
+        if decision is not None:
+            self._act(decision, final=not is_pending(decision))
+            return False
+        if self.driver.machine.begin_verify(now):  # phase "verifying" while it runs
+            self._show_checking()
+        return True
+
+    def _finish_nik(self, now: float) -> None:
+        """Act on the background NIK check's decision once there is one."""
+        decision = self._nik_check.poll(now) if self._nik_check is not None else None
+        if decision is not None:
+            self._act(decision, final=not is_pending(decision))
+
+    def _show_checking(self) -> None:
+        self._screen.show_view(nik_checking_view())
+        self._emit("screen", {"screen": "nik_checking"})
+
+    def _driver_event(self, event: str, fields: dict[str, Any]) -> None:
+        """Forward a gate event; a mode change also asks for a status report soon.
+
+        The retained status carries ``gate_mode``; a mode change that counts
+        nothing (degraded on or off, a scanner fault ending) would otherwise
+        wait for the periodic report.
+        """
+        if event == "mode" and self._publisher is not None:
+            self._publisher.notify()
+        self._emit(event, fields)
 
     def _manual(self) -> Any:
         """The NIK verifier's manual-check desk, when it has one."""
@@ -316,12 +381,14 @@ class ScanLoop:
             self.driver.safe()
             raise
 
-    def _show(self) -> None:
+    def _show(self) -> str | None:
+        """Show the gate's screen if it changed; returns its kind, or None."""
         request = self.driver.take_screen()
         if request is None:
-            return
+            return None
         self._screen.show_view(view_for(request.kind, request.decision, self._status))
         self._emit("screen", {"screen": screen_name(request.kind, request.decision)})
+        return request.kind
 
     def _refresh_status(self, now: float) -> None:
         health = getattr(self._verifier, "health", None)

@@ -1,4 +1,4 @@
-"""The gate's other screens: emergency, scanner fault, tailgate, NIK entry, degraded idle.
+"""The gate's other screens: emergency, scanner fault, tailgate, NIK entry/check, degraded idle.
 
 Each function returns a :class:`~kiosk.display.render.View` (what to show);
 :func:`~kiosk.display.render.draw_view` decides sizes, so every screen reads
@@ -59,6 +59,12 @@ NIK_PROMPT = Message(
     "ENTER YOUR ID NUMBER (NIK)",
     "16 digit NIK pada KTP, lalu tekan OK",
     "The 16 digits on your KTP, then press OK",
+)
+NIK_CHECKING = Message(
+    "MEMERIKSA NIK…",
+    "CHECKING YOUR ID NUMBER…",
+    "Mohon tunggu sebentar",
+    "Please wait a moment",
 )
 
 _CLOCK_OK = frozenset({"ok", "synced", "synchronised", "synchronized", "good", "dev"})
@@ -149,6 +155,11 @@ def nik_prompt_view(masked: str = "") -> View:
     return View("nik_prompt", NEUTRAL, base.banner, (entry, *base.body))
 
 
+def nik_checking_view() -> View:
+    """A typed NIK is being checked (about a second on a Pi 4): a calm neutral banner."""
+    return _message_view("nik_checking", NEUTRAL, NIK_CHECKING)
+
+
 def view_for(kind: str, decision: Decision | None, status: DeviceStatus | None = None) -> View:
     """The view for a gate screen request (see :class:`kiosk.gate.machine.ScreenRequest`).
 
@@ -165,6 +176,7 @@ def view_for(kind: str, decision: Decision | None, status: DeviceStatus | None =
         "scanner_fault": scanner_fault_view,
         "tailgate": tailgate_view,
         "nik_prompt": nik_prompt_view,
+        "nik_checking": nik_checking_view,
     }
     if kind not in builders:
         raise ValueError(f"unknown screen {kind!r}")

@@ -6,6 +6,12 @@ the QR verifier's ``verify(text)``: it always returns a
 raises. The NIK is used for the validation and the KDF and then dropped: it is
 not logged, not put in the decision (``detail`` holds only codes), not stored.
 
+``verify`` is three steps, which the gate's loop also runs apart so that the
+costly one does not stall it: :meth:`NikVerifier.begin` (policy, validation,
+rate limit, list state; loop thread) → :meth:`KdfJob.derive` (pure scrypt; a
+:class:`~kiosk.nik.worker.KdfWorker` thread) → :meth:`NikVerifier.finish`
+(membership and the decision; loop thread).
+
 Site policy (``nik.mode``):
 
 - ``off``: every NIK is denied ``NIK_DISABLED``;
@@ -24,11 +30,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kiosk.decision import Decision, InputKind, Reason
-from kiosk.nik.kdf import derive_entry
+from kiosk.nik.kdf import KdfParams, derive_entry
 from kiosk.nik.listfile import StatusList
 from kiosk.nik.manual import ManualCheck
 from kiosk.nik.ratelimit import TokenBucket
@@ -43,6 +49,39 @@ ON_LIST_UNAVAILABLE = ("deny", "manual")
 def is_pending(decision: Decision) -> bool:
     """True for the "wait for staff" decision of manual mode (not a final deny)."""
     return decision.reason is Reason.NIK_STAFF_CHECK
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KdfJob:
+    """One NIK's pending derivation: what scrypt needs, and the list it is for.
+
+    :meth:`derive` is pure (it reads only the fields below, never the list
+    mapping or any verifier state), so it may run on another thread. The NIK
+    and the salt are kept out of ``repr`` so that a job can never put them in a
+    log line or a traceback; jobs compare by identity.
+
+    Attributes:
+        nik: the validated NIK (16 ASCII digits). In memory only.
+        salt, kdf, width: the list manifest's derivation parameters.
+        status_list: the list the job was started against (read only in
+            :meth:`NikVerifier.finish`, on the thread that owns the verifier).
+        version: that list's manifest version, for the decision's detail.
+    """
+
+    nik: str = field(repr=False)
+    salt: bytes = field(repr=False)
+    kdf: KdfParams
+    width: int
+    status_list: StatusList = field(repr=False)
+    version: int
+
+    def derive(self) -> bytes:
+        """The NIK's ``width``-byte list entry (scrypt; ~0.2 s x86, ~1 s Pi 4 at defaults).
+
+        Raises:
+            ValueError: the NIK is not ASCII or the parameters are out of range.
+        """
+        return derive_entry(self.nik, self.salt, self.kdf, self.width)
 
 
 @dataclass
@@ -117,18 +156,67 @@ class NikVerifier:
 
         In ``list`` mode a well-formed NIK costs one scrypt derivation with the
         list's parameters (~0.2-0.5 s on an x86 core at the defaults, estimated
-        ~1 s on a Pi 4): call it off the camera thread if frames must keep flowing.
+        ~1 s on a Pi 4). This is :meth:`begin`, :meth:`KdfJob.derive` and
+        :meth:`finish` in a row on the caller's thread; the gate's loop runs the
+        three steps itself with the derivation on a :class:`~kiosk.nik.worker.KdfWorker`
+        so that frames and gate inputs keep flowing meanwhile.
+        """
+        started = self.begin(nik)
+        if isinstance(started, Decision):
+            return started
+        try:
+            entry: bytes | BaseException = started.derive()
+        except Exception as exc:  # finish() turns it into the INTERNAL_ERROR deny
+            entry = exc
+        return self.finish(started, entry)
+
+    def begin(self, nik: str) -> Decision | KdfJob:
+        """Everything before the KDF: policy, validation, rate limit, staff desk, list state.
+
+        Returns a :class:`Decision` when the answer is known now (a final deny,
+        or the pending ``NIK_STAFF_CHECK``), else a :class:`KdfJob` to derive
+        (off the loop thread if wanted) and hand to :meth:`finish`. Counts the
+        attempt. Never raises; never logs the NIK.
         """
         self.stats.attempts += 1
         try:
-            return self._verify(nik)
+            return self._begin(nik)
         except Exception as exc:  # a bug must still deny, and must not leak the NIK
-            self.stats.errors += 1
-            # Type name only: an exception message could quote the input.
-            log.error("NIK verification failed: %s", type(exc).__name__)
-            return _deny(Reason.INTERNAL_ERROR, type(exc).__name__)
+            return self._internal_error(type(exc).__name__)
 
-    def _verify(self, nik: str) -> Decision:
+    def finish(self, job: KdfJob, entry: bytes | BaseException) -> Decision:
+        """The decision for ``job`` once its entry is derived (or its derivation failed).
+
+        ``entry`` is what :meth:`KdfJob.derive` returned, or the exception it
+        raised (then: ``INTERNAL_ERROR`` with the type name only). The answer
+        comes only from the list the job was started against: if
+        :meth:`set_list` swapped the list meanwhile, the entry (salted for the
+        old list) means nothing in the new one, and the traveller is asked to
+        try again (``NIK_LIST_UNAVAILABLE`` "list changed"); a list that expired
+        meanwhile is handled as at :meth:`begin`. Never raises.
+        """
+        if isinstance(entry, BaseException):
+            return self._internal_error(type(entry).__name__)
+        try:
+            return self._finish(job, entry)
+        except Exception as exc:  # e.g. the list mapping failed to read
+            return self._internal_error(type(exc).__name__)
+
+    def abort(self, job: KdfJob, why: str) -> Decision:
+        """Give up on ``job`` (no result in time, no worker free): an ``INTERNAL_ERROR`` deny.
+
+        ``why`` is a fixed phrase chosen by the caller (it becomes the
+        decision's ``detail``); it must never hold the NIK.
+        """
+        return self._internal_error(why)
+
+    def _internal_error(self, why: str) -> Decision:
+        self.stats.errors += 1
+        # A type name or fixed phrase only: an exception message could quote the input.
+        log.error("NIK verification failed: %s", why)
+        return _deny(Reason.INTERNAL_ERROR, why)
+
+    def _begin(self, nik: str) -> Decision | KdfJob:
         if self.mode == "off":
             self.stats.disabled += 1
             return _deny(Reason.NIK_DISABLED, "nik entry off")
@@ -144,25 +232,42 @@ class NikVerifier:
             return self._ask_staff("manual")
         status_list = self._list
         if status_list is None or status_list.manifest.expired(now):
-            self.stats.list_unavailable += 1
-            why = "no list" if status_list is None else "list expired"
-            if self.on_list_unavailable == "manual":
-                return self._ask_staff(why)
-            return _deny(Reason.NIK_LIST_UNAVAILABLE, why)
+            return self._unavailable("no list" if status_list is None else "list expired")
         manifest = status_list.manifest
-        entry = derive_entry(nik, manifest.salt, manifest.kdf, manifest.width)
+        return KdfJob(
+            nik=nik,
+            salt=manifest.salt,
+            kdf=manifest.kdf,
+            width=manifest.width,
+            status_list=status_list,
+            version=manifest.version,
+        )
+
+    def _finish(self, job: KdfJob, entry: bytes) -> Decision:
+        status_list = job.status_list
+        if self._list is not status_list:
+            self.stats.list_unavailable += 1
+            return _deny(Reason.NIK_LIST_UNAVAILABLE, "list changed")
+        if status_list.manifest.expired(self._wall_clock()):
+            return self._unavailable("list expired")
         if entry in status_list:
             self.stats.listed += 1
             return Decision(
                 allowed=True,
                 reason=Reason.OK,
                 input=InputKind.NIK,
-                detail=f"list v{manifest.version}",
+                detail=f"list v{job.version}",
                 # The salted KDF entry, never the NIK: enough for anti-passback.
                 credential_id=b"nik:" + entry,
             )
         self.stats.not_listed += 1
-        return _deny(Reason.NIK_NOT_LISTED, f"list v{manifest.version}")
+        return _deny(Reason.NIK_NOT_LISTED, f"list v{job.version}")
+
+    def _unavailable(self, why: str) -> Decision:
+        self.stats.list_unavailable += 1
+        if self.on_list_unavailable == "manual":
+            return self._ask_staff(why)
+        return _deny(Reason.NIK_LIST_UNAVAILABLE, why)
 
     def _ask_staff(self, trigger: str) -> Decision:
         self.stats.manual_requested += 1

@@ -8,8 +8,8 @@ gate's own retained topics, so nothing extra is published per scan:
 * ``binary_sensor`` *online*: ``<root>/availability`` (connectivity).
 * ``sensor`` *allowed today*, *denied today*: ``<root>/status`` → ``today`` (the
   gate's local calendar day, ``device.timezone``; reset at local midnight).
-* ``sensor`` *allowed total*, *denied total*, *outbox pending*, *mode*,
-  *trust age*: ``<root>/status``.
+* ``sensor`` *allowed total*, *denied total*, *outbox pending*, *trust mode*,
+  *gate mode*, *trust age*: ``<root>/status``.
 
 All entities except *online* use ``<root>/availability`` as their availability,
 so a gate that died shows "unavailable" rather than stale numbers.
@@ -62,7 +62,8 @@ _ENTITIES: dict[str, tuple[str, str, str | None, dict[str, Any]]] = {
         "value_json.totals.denied",
         {"state_class": "total_increasing", "entity_category": "diagnostic"},
     ),
-    "mode": ("sensor", "Mode", "value_json.mode", {"icon": "mdi:gate"}),
+    "mode": ("sensor", "Trust mode", "value_json.mode", {"icon": "mdi:certificate"}),
+    "gate_mode": ("sensor", "Gate mode", "value_json.gate_mode", {"icon": "mdi:gate"}),
     "trust_age": (
         "sensor",
         "Trust bundle age",

@@ -36,6 +36,7 @@ FAULT_PREFIX = "fault."
 
 STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "mode": str,
+    "gate_mode": str,
     "bundle_version": (str, int),
     "bundle_age_s": (int, float),
     "clock_state": str,

@@ -192,7 +192,10 @@ class MqttPublisher:
         log.info("publishing to %s:%d under %s", self._cfg.host, self._cfg.port, self._root)
 
     def notify(self) -> None:
-        """Tell the drain thread that new rows were queued. Never blocks."""
+        """Tell the drain thread that new rows were queued or the gate's status changed.
+
+        A status report follows (at most one per ``status_min_interval_s``). Never blocks.
+        """
         with self._cond:
             self._dirty = True
             self._wake = True

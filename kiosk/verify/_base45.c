@@ -41,6 +41,11 @@ decode(PyObject *module, PyObject *text)
                      Py_TYPE(text)->tp_name);
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    /* Legacy (not yet "ready") strings exist before 3.12; the macros below need ready ones. */
+    if (PyUnicode_READY(text) < 0)
+        return NULL;
+#endif
     if (!PyUnicode_IS_ASCII(text)) {
         PyErr_SetString(Base45Error, "non-ASCII character");
         return NULL;

@@ -180,13 +180,13 @@ def test_home_assistant_discovery_and_untrusted_birth_messages(
     pub = MqttPublisher(cfg, root, DEVICE, db)
     try:
         pub.start()
-        assert wait_until(lambda: len(configs()) == 8, 5.0)
+        assert wait_until(lambda: len(configs()) == 9, 5.0)
         topics = {m.topic for m in configs()}
         assert f"{prefix}/binary_sensor/kiosk_site-a_gate-01/online/config" in topics
         assert f"{prefix}/sensor/kiosk_site-a_gate-01/allowed_today/config" in topics
         late = Recorder("127.0.0.1", private_broker.port, f"{prefix}/+/+/+/config")
         late.wait_subscribed()
-        assert wait_until(lambda: len(late.messages) == 8, 5.0)  # retained for newcomers
+        assert wait_until(lambda: len(late.messages) == 9, 5.0)  # retained for newcomers
         assert all(m.retain for m in late.messages)
         late.close()
         # Garbage, oversize or other text on the birth topic changes nothing ...
@@ -194,8 +194,8 @@ def test_home_assistant_discovery_and_untrusted_birth_messages(
             ha.publish(f"{prefix}/status", junk, qos=1).wait_for_publish(2)
         # ... while "online" (Home Assistant restarted) re-announces every entity.
         ha.publish(f"{prefix}/status", b"online", qos=1).wait_for_publish(2)
-        assert wait_until(lambda: len(configs()) == 16, 5.0)
-        assert len(configs()) == 16
+        assert wait_until(lambda: len(configs()) == 18, 5.0)
+        assert len(configs()) == 18
         allowed_today = json.loads(
             next(m.payload for m in configs() if m.topic.endswith("allowed_today/config"))
         )

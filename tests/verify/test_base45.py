@@ -9,13 +9,19 @@ bytes or error message.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.verify import base45
+from tests.conftest import REPO_ROOT
 
 try:
     from kiosk.verify import _base45
@@ -111,3 +117,53 @@ def _outcome(decode: Decoder, text: str) -> tuple[str, bytes | str]:
        | st.binary(max_size=400).map(base45.encode))
 def test_compiled_and_python_decoders_agree(text: str) -> None:
     assert _outcome(_base45.decode, text) == _outcome(base45.decode_python, text)
+
+
+_ASAN_CHECK = """
+import importlib.util, random, sys
+spec = importlib.util.spec_from_file_location("kiosk.verify._base45", sys.argv[1])
+compiled = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compiled)
+from kiosk.verify import base45
+compiled.bind(base45.Base45Error)
+def outcome(decode, text):
+    try:
+        return decode(text)
+    except base45.Base45Error as exc:
+        return str(exc)
+rnd = random.Random(7)
+odd = base45.ALPHABET + "a#\\x80\\xe9\\x00\\uffff"
+for _ in range(40000):
+    text = "".join(rnd.choice(odd if rnd.random() < 0.1 else base45.ALPHABET)
+                   for _ in range(rnd.randrange(0, 40)))
+    assert outcome(compiled.decode, text) == outcome(base45.decode_python, text), repr(text)
+    data = rnd.randbytes(rnd.randrange(0, 80))
+    assert compiled.decode(base45.encode(data)) == data
+print("checked")
+"""
+
+
+@needs_c
+def test_compiled_decoder_is_memory_safe_under_sanitizers(tmp_path: Path) -> None:
+    # The C decoder parses hostile QR text: build it again with AddressSanitizer
+    # and UndefinedBehaviorSanitizer and run a differential check through it.
+    gcc = shutil.which("gcc")
+    asan = subprocess.run([gcc or "gcc", "-print-file-name=libasan.so"],
+                          capture_output=True, text=True).stdout.strip() if gcc else ""
+    ubsan = subprocess.run([gcc or "gcc", "-print-file-name=libubsan.so"],
+                           capture_output=True, text=True).stdout.strip() if gcc else ""
+    if not (gcc and os.path.isabs(asan) and os.path.isabs(ubsan)):
+        pytest.skip("gcc with libasan/libubsan not available")
+    module = tmp_path / f"_base45{sysconfig.get_config_var('EXT_SUFFIX')}"
+    source = Path(base45.__file__).with_name("_base45.c")
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
+                    "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                    f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(module)],
+                   check=True, capture_output=True)
+    # PYTHONMALLOC=malloc: every object gets its own malloc block, so ASan sees
+    # its exact bounds (pymalloc arenas would hide small overruns).
+    env = {**os.environ, "LD_PRELOAD": f"{asan}:{ubsan}", "ASAN_OPTIONS": "detect_leaks=0",
+           "PYTHONMALLOC": "malloc"}
+    result = subprocess.run([sys.executable, "-c", _ASAN_CHECK, str(module)], env=env,
+                            capture_output=True, text=True, timeout=240, cwd=REPO_ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == "checked", result.stderr[-2000:]
