@@ -77,7 +77,7 @@ def read_floor(path: Path) -> int:
         return 0
     # bool is an int subclass; true/false in the file is garbage, not 1/0.
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        _log.warning("trust floor %s malformed (version %r); using floor 0", path, value)
+        _log.warning("trust floor %s malformed (version %.40r); using floor 0", path, value)
         return 0
     return value
 
