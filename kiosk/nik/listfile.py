@@ -29,12 +29,17 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk import cborsafe
 from kiosk.closing import Closing
 from kiosk.errors import DocumentError
 from kiosk.nik.kdf import MAX_WIDTH, MIN_WIDTH, SALT_BYTES, KdfParams
 from kiosk.signing import NIK_LIST, sign_document, verify_document
 
 FORMAT = 1
+#: A signed manifest file is ~300 bytes; anything above this is not read whole.
+MANIFEST_MAX_BYTES = 64 * 1024
+#: The manifest payload: one flat map and the kdf map, text keys, no tags.
+MANIFEST_LIMITS = cborsafe.Limits(max_bytes=4096, max_depth=3, max_items=64, text_keys=True)
 _HASH_CHUNK = 4 * 1024 * 1024
 _DONTNEED: int | None = getattr(mmap, "MADV_DONTNEED", None)  # Linux, macOS
 RELEASE_EVERY = 256  # lookups between dropping mapped pages from the RSS
@@ -108,9 +113,9 @@ class Manifest:
     def from_cbor(cls, payload: bytes) -> Manifest:
         """Parse a (signature-checked) payload. Raises DocumentError naming the bad field."""
         try:
-            raw = cbor2.loads(payload)
-        except Exception as exc:  # cbor2 raises several types on hostile input
-            raise DocumentError(f"NIK list manifest is not CBOR: {exc}") from None
+            raw = cborsafe.loads(payload, MANIFEST_LIMITS)
+        except cborsafe.CborError as exc:
+            raise DocumentError(f"NIK list manifest refused: {exc}") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise DocumentError("NIK list manifest: unknown format")
         try:
