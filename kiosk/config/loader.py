@@ -10,6 +10,7 @@ so a config works wherever the process is started.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
@@ -145,6 +146,10 @@ def _coerce(
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise locator.error(key, f"expected a number, got {_type_name(value)}")
+        if not math.isfinite(value):
+            # nan compares false with every bound, so it would pass any range check
+            # (nan as a rate or window switches the limit off); inf is never meant.
+            raise locator.error(key, f"expected a finite number, got {value}")
         _check_range(value, meta, key, locator)
         return float(value)
     if hint is str:
