@@ -43,6 +43,7 @@ from kiosk.nik import NikEntry, build_nik_verifier
 from kiosk.nik.devices import open_key_source
 from kiosk.nik.worker import KdfWorker
 from kiosk.scanloop import CredentialVerifier, ScanLoop
+from kiosk.service import Heartbeat
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
 from kiosk.verify.factory import open_trust_watcher, open_trusted_clock, open_verifier
@@ -77,6 +78,7 @@ def build_app(
     monotonic: Callable[[], float] = time.monotonic,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     nik_verifier: CredentialVerifier | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> Iterator[GateApp]:
     """Build every part from ``config``, yield the app, and close all parts on exit.
 
@@ -87,7 +89,8 @@ def build_app(
     receives every gate event (relay, led, buzzer, passage, screen, count ...).
     On exit the relay and LEDs return to their safe state first, then the
     outbox is drained for at most ``mqtt.drain_timeout_s`` and the publisher
-    stopped.
+    stopped. ``heartbeat`` (systemd READY/WATCHDOG, :mod:`kiosk.service`) is fed
+    by the scan loop once per turn.
     """
     with contextlib.ExitStack() as stack:
         config.device.data_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +184,7 @@ def build_app(
             keys=keys,
             entry=NikEntry(timeout_s=config.nik.entry_timeout_s),
             nik_worker=nik_worker,
+            heartbeat=heartbeat,
         )
         status_sources.add(_loop_status(loop, decoder.name, monotonic))
         if publisher is not None:

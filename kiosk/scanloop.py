@@ -36,6 +36,7 @@ from kiosk.nik.entry import EntryState, NikEntry
 from kiosk.nik.manual import outcome_of
 from kiosk.nik.verifier import is_pending
 from kiosk.nik.worker import CHECK_TIMEOUT_S, KdfWorker, NikCheck, StagedNikVerifier
+from kiosk.service import Heartbeat
 from kiosk.telemetry import CountStore, MqttPublisher
 
 _T = TypeVar("_T")
@@ -116,7 +117,9 @@ class ScanLoop:
         entry: NikEntry | None = None,
         nik_worker: KdfWorker | None = None,
         nik_timeout_s: float = CHECK_TIMEOUT_S,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
+        self._heartbeat = heartbeat  # systemd watchdog: fed once per turn (kiosk.service)
         self._source = source
         self._decoder = decoder
         self._repeat = repeat
@@ -174,13 +177,21 @@ class ScanLoop:
             self._timeouts_in_row += 1
             log.warning("camera delivered no frame in time (%d so far)", self.stats.camera_timeouts)
             self.tick()
+            self._beat(progress=False, fault=True)
             return True
         self._timeouts_in_row = 0
         self.tick()
         if frame is None:
             return False
         self.process_frame(frame.gray, frame.timestamp)
+        self._beat(progress=True, fault=False)
         return True
+
+    def _beat(self, progress: bool, fault: bool) -> None:
+        """Feed the systemd watchdog for this turn (see :class:`kiosk.service.Heartbeat`)."""
+        if self._heartbeat is not None:
+            self._heartbeat.status(f"gate {self.driver.machine.mode}")
+            self._heartbeat.turn(progress, fault)
 
     def process_frame(self, gray: Any, timestamp: float) -> list[Decision]:
         """Decode one grey image; decide on each code newly in view. Returns the decisions."""
