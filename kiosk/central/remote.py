@@ -21,7 +21,7 @@ from kiosk.errors import ConfigError
 from kiosk.remote.command import ACTIONS, certify_operator, encode_command, sign_command
 from kiosk.signing import load_private_key, load_public_keys, save_private_key, save_public_key
 
-__all__ = ["register", "publish_command", "command_topic"]
+__all__ = ["command_topic", "publish_command", "register"]
 
 DEFAULT_TOPIC_ROOT = "kiosk/{site}/{gate}"
 
@@ -197,6 +197,6 @@ def _command(args: argparse.Namespace) -> int:
     for gate, outcome in outcomes.items():
         shown = outcome or ("sent" if args.wait <= 0 else "no answer")
         print(f"{args.site}/{gate}: {shown}")
-        failed |= outcome is None and args.wait > 0 or bool(outcome and "refused" in outcome)
+        failed |= (outcome is None and args.wait > 0) or bool(outcome and "refused" in outcome)
     sys.stdout.flush()
     return 1 if failed else 0

@@ -314,7 +314,9 @@ def _operator(blob: bytes, authorities: list[Ed25519PublicKey], now: float) -> O
         not_after=_field(doc, "exp", int),
     )
     if not certificate.not_before <= now < certificate.not_after:
-        raise CommandRefused(Refusal.OPERATOR_NOT_VALID, "operator certificate outside its validity")
+        raise CommandRefused(
+            Refusal.OPERATOR_NOT_VALID, "operator certificate outside its validity"
+        )
     return certificate
 
 

@@ -40,8 +40,11 @@ class AcceptedCommands:
         except FileNotFoundError:
             pass
         except (OSError, ValueError) as exc:
-            _log.warning("command memory %s unreadable (%s): accepting only new commands",
-                         path.name, type(exc).__name__)
+            _log.warning(
+                "command memory %s unreadable (%s): accepting only new commands",
+                path.name,
+                type(exc).__name__,
+            )
             self._floor_iat = int(now)
 
     def _load(self) -> None:
@@ -75,8 +78,9 @@ class AcceptedCommands:
         if command.id_hex in self._ids:
             raise CommandRefused(Refusal.REPLAYED, "command id already accepted", command.id_hex)
         if command.issued_at < max(self._newest_iat - CLOCK_SKEW_S, self._floor_iat):
-            raise CommandRefused(Refusal.SUPERSEDED, "issued before a newer command",
-                                 command.id_hex)
+            raise CommandRefused(
+                Refusal.SUPERSEDED, "issued before a newer command", command.id_hex
+            )
         ids = dict(self._ids)
         ids[command.id_hex] = command.expires_at
         newest = max(self._newest_iat, command.issued_at)

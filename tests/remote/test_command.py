@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from kiosk.remote.command import (
     COMMAND,
     MAX_COMMAND_BYTES,
+    Command,
     CommandRefused,
     Refusal,
     certify_operator,
@@ -29,26 +30,60 @@ AUTHORITY = Ed25519PrivateKey.generate()
 OPERATOR = Ed25519PrivateKey.generate()
 
 
-def certificate(key: Ed25519PrivateKey = OPERATOR, *, authority: Ed25519PrivateKey = AUTHORITY,
-                actions: tuple[str, ...] = ("open-once", "reload"), sites: tuple[str, ...] = ("mall",),
-                not_before: int = NOW - 3600, not_after: int = NOW + 3600) -> bytes:
-    return certify_operator(authority, key.public_key(), name="Ops Desk", role="supervisor",
-                            actions=actions, sites=sites, not_before=not_before,
-                            not_after=not_after)
+def certificate(
+    key: Ed25519PrivateKey = OPERATOR,
+    *,
+    authority: Ed25519PrivateKey = AUTHORITY,
+    actions: tuple[str, ...] = ("open-once", "reload"),
+    sites: tuple[str, ...] = ("mall",),
+    not_before: int = NOW - 3600,
+    not_after: int = NOW + 3600,
+) -> bytes:
+    return certify_operator(
+        authority,
+        key.public_key(),
+        name="Ops Desk",
+        role="supervisor",
+        actions=actions,
+        sites=sites,
+        not_before=not_before,
+        not_after=not_after,
+    )
 
 
-def message(*, action: str = "open-once", site: str = "mall", gate: str = "g1",
-            issued_at: int = NOW, lifetime_s: int = 60, key: Ed25519PrivateKey | None = None,
-            cert: bytes | None = None, command_id: bytes | None = None) -> bytes:
+def message(
+    *,
+    action: str = "open-once",
+    site: str = "mall",
+    gate: str = "g1",
+    issued_at: int = NOW,
+    lifetime_s: int = 60,
+    key: Ed25519PrivateKey | None = None,
+    cert: bytes | None = None,
+    command_id: bytes | None = None,
+) -> bytes:
     signer = key or OPERATOR
-    command = sign_command(signer, action=action, site=site, gate=gate, issued_at=issued_at,
-                           lifetime_s=lifetime_s, command_id=command_id)
+    command = sign_command(
+        signer,
+        action=action,
+        site=site,
+        gate=gate,
+        issued_at=issued_at,
+        lifetime_s=lifetime_s,
+        command_id=command_id,
+    )
     return encode_command(cert if cert is not None else certificate(), command)
 
 
-def check(blob: bytes, *, now: float = NOW, retained: bool = False, gate: str = "g1"):
-    return check_command(blob, authorities=[AUTHORITY.public_key()], site="mall", gate=gate,
-                         now=now, retained=retained)
+def check(blob: bytes, *, now: float = NOW, retained: bool = False, gate: str = "g1") -> Command:
+    return check_command(
+        blob,
+        authorities=[AUTHORITY.public_key()],
+        site="mall",
+        gate=gate,
+        now=now,
+        retained=retained,
+    )
 
 
 def refusal(blob: bytes, **kwargs: object) -> Refusal:
@@ -105,8 +140,17 @@ def test_an_operator_certificate_outside_its_validity_is_refused() -> None:
 
 
 def test_a_lifetime_longer_than_five_minutes_is_refused() -> None:
-    command = cbor2.dumps({"v": 1, "id": os.urandom(16), "action": "open-once", "site": "mall",
-                           "gate": "g1", "iat": NOW, "exp": NOW + 3600})
+    command = cbor2.dumps(
+        {
+            "v": 1,
+            "id": os.urandom(16),
+            "action": "open-once",
+            "site": "mall",
+            "gate": "g1",
+            "iat": NOW,
+            "exp": NOW + 3600,
+        }
+    )
     blob = encode_command(certificate(), sign_document(command, OPERATOR, content_type=COMMAND))
     assert refusal(blob) is Refusal.LIFETIME_TOO_LONG
 
@@ -116,7 +160,9 @@ def test_other_gate_retained_uncertified_action_and_site_are_refused() -> None:
     assert refusal(message(), retained=True) is Refusal.RETAINED
     assert refusal(message(action="emergency-on")) is Refusal.ACTION_NOT_ALLOWED
     assert refusal(message(site="port", cert=certificate())) in (
-        Refusal.OTHER_GATE, Refusal.SITE_NOT_ALLOWED)
+        Refusal.OTHER_GATE,
+        Refusal.SITE_NOT_ALLOWED,
+    )
     other_site_cert = certificate(sites=("port",))
     assert refusal(message(cert=other_site_cert)) is Refusal.SITE_NOT_ALLOWED
     assert check(message(cert=certificate(sites=("*",)))).action == "open-once"
@@ -174,7 +220,9 @@ def test_arbitrary_bytes_are_refused_never_crash(blob: bytes) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=0, max_value=400), st.binary(min_size=1, max_size=4))
-def test_any_byte_flip_of_a_valid_command_is_refused_or_identical(position: int, xor: bytes) -> None:
+def test_any_byte_flip_of_a_valid_command_is_refused_or_identical(
+    position: int, xor: bytes
+) -> None:
     blob = bytearray(message(command_id=b"\x01" * 16))
     index = position % len(blob)
     flipped = blob[index] ^ (xor[0] or 1)
