@@ -186,8 +186,9 @@ def build_app(
             nik_check=nik_check,
             on_decision=on_decision,
             on_event=on_event,
-            on_turn=None if heartbeat is None else _feed(heartbeat),
         )
+        if heartbeat is not None:
+            loop.on_turn = _feed(heartbeat, loop)
         loop.add_input(CameraInput(source))
         if keys is not None:
             entry = NikEntry(timeout_s=config.nik.entry_timeout_s)
@@ -199,10 +200,11 @@ def build_app(
         yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
 
 
-def _feed(heartbeat: Heartbeat) -> Callable[[Turn], None]:
+def _feed(heartbeat: Heartbeat, loop: ScanLoop) -> Callable[[Turn], None]:
     """The loop's per-turn hook that feeds the systemd watchdog (kiosk.service)."""
 
     def on_turn(turn: Turn) -> None:
+        heartbeat.status(f"gate {loop.driver.machine.mode}")
         heartbeat.turn(turn.progress, fault=turn.camera_silent)
 
     return on_turn
