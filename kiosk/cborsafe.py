@@ -48,6 +48,7 @@ __all__ = [
     "check_bounds",
     "loads",
     "loads_tagged",
+    "shown",
 ]
 
 #: Tags 0 (RFC 3339 date-time text) and 1 (epoch date-time): the only tags any
@@ -131,16 +132,28 @@ class _TagGate(dict[int, Any]):
 _EMPTY = io.BytesIO(b"")
 
 
+# Names of the tags an attacker reaches for, so a refusal says what was tried.
+_TAG_NAMES = {0: "date-time", 1: "epoch date-time", 2: "bignum", 3: "negative bignum",
+              4: "decimal fraction", 5: "bigfloat", 25: "string reference",
+              28: "shared value", 29: "shared reference", 30: "rational", 35: "regular expression",
+              36: "MIME message", 37: "UUID", 256: "string-reference namespace", 258: "set"}
+
+
+def _tag_refusal(tag: object) -> CborError:
+    name = _TAG_NAMES.get(tag) if isinstance(tag, int) else None
+    return CborError(f"CBOR tag {tag} ({name}) is not allowed here" if name
+                     else f"CBOR tag {tag} is not allowed here")
+
+
 def _refuser(tag: int) -> Any:
     def refuse(*_: object) -> None:
-        raise CborError(f"CBOR tag {tag} is not allowed here")
+        raise _tag_refusal(tag)
 
     return refuse
 
 
 def _refuse_unknown_tag(tag: object, *_: object) -> None:
-    number = tag.tag if isinstance(tag, cbor2.CBORTag) else "?"
-    raise CborError(f"CBOR tag {number} is not allowed here")
+    raise _tag_refusal(tag.tag if isinstance(tag, cbor2.CBORTag) else "?")
 
 
 # cbor2's own messages may quote a key or value; only these fixed phrases are used.
@@ -197,6 +210,36 @@ def loads(data: bytes, limits: Limits) -> Any:
     return value
 
 
+#: Longest echo of an untrusted value in a message (characters of its repr).
+SHOWN_MAX = 40
+
+
+def shown(value: object, limit: int = SHOWN_MAX) -> str:
+    """A short, safe description of an untrusted decoded value for an error message.
+
+    Scalars appear as their type and a repr cut to ``limit`` characters
+    (``str 'HS25…'``); integers too long to print, containers and anything
+    else appear as their type and size only, never their content.  Cost is
+    bounded whatever the value (no full repr is ever built).
+    """
+    kind = type(value).__name__
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:
+            return f"an int of {value.bit_length()} bits"
+        text = repr(value)
+    elif isinstance(value, str | bytes):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, list | tuple | dict | set | frozenset):
+        return f"a {kind} of {len(value)} items"
+    else:
+        return f"a {kind}"
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return f"{kind} {text}"
+
+
 def loads_tagged(data: bytes, limits: Limits, *, top_tags: frozenset[int],
                  max_tags: int = 2) -> tuple[tuple[int, ...], Any]:
     """Read the leading tags of an envelope (e.g. 61(18(...))), then :func:`loads` the rest.
@@ -218,7 +261,7 @@ def loads_tagged(data: bytes, limits: Limits, *, top_tags: frozenset[int],
     while pos < len(data) and data[pos] >> 5 == 6:
         tag, pos = _argument(data, pos + 1, data[pos] & 0x1F)
         if tag not in top_tags:
-            raise CborError(f"CBOR tag {tag} is not allowed here")
+            raise _tag_refusal(tag)
         tags.append(tag)
         if len(tags) > max_tags:
             raise CborError(f"more than {max_tags} tags around the item")

@@ -28,6 +28,7 @@ import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk import cborsafe
+from kiosk.cborsafe import shown
 from kiosk.decision import CertType
 from kiosk.errors import DocumentError
 from kiosk.signing import TRUST_BUNDLE, verify_document
@@ -126,10 +127,11 @@ class TrustBundle:
     def _from_obj(cls, obj: Any) -> TrustBundle:
         if not isinstance(obj, dict):
             raise ValueError("body is not a map")
-        if set(obj) - _KEYS:
-            raise ValueError(f"unknown keys {sorted(map(str, set(obj) - _KEYS))}")
-        if obj.get("format") != FORMAT:
-            raise ValueError(f"format {obj.get('format')!r} is not {FORMAT}")
+        unknown = set(obj) - _KEYS
+        if unknown:
+            raise ValueError(f"{len(unknown)} unknown keys, e.g. {shown(min(map(str, unknown)))}")
+        if type(obj.get("format")) is not int or obj["format"] != FORMAT:
+            raise ValueError(f"format is {shown(obj.get('format'))}, expected {FORMAT}")
         for key in ("version", "issued_at", "max_age_s", "grace_s"):
             if type(obj.get(key)) is not int or not 0 <= obj[key] < 2**53:
                 raise ValueError(f"{key} must be a non-negative integer")

@@ -29,15 +29,15 @@ def _hex(text: str) -> bytes:
 @pytest.mark.parametrize(
     ("data", "limits", "match"),
     [
-        (_hex("d81c 01"), DATES, "tag 28 is not allowed"),  # shareable
-        (_hex("82 d81c 01 d81d 00"), DATES, r"tag 2[89] is not allowed"),  # shared reference
-        (_hex("c2 42 0100"), DATES, "tag 2 is not allowed"),  # bignum
-        (_hex("d823 61 78"), DATES, "tag 35 is not allowed"),  # regular expression
-        (_hex("d824 61 78"), DATES, "tag 36 is not allowed"),  # MIME message
-        (_hex("d90102 81 01"), DATES, "tag 258 is not allowed"),  # set
+        (_hex("d81c 01"), DATES, r"tag 28 \(shared value\) is not allowed"),  # shareable
+        (_hex("82 d81c 01 d81d 00"), DATES, r"tag 2[89] \(shared (value|reference)\)"),
+        (_hex("c2 42 0100"), DATES, r"tag 2 \(bignum\) is not allowed"),  # bignum
+        (_hex("d823 61 78"), DATES, r"tag 35 \(regular expression\)"),  # regular expression
+        (_hex("d824 61 78"), DATES, r"tag 36 \(MIME message\)"),  # MIME message
+        (_hex("d90102 81 01"), DATES, r"tag 258 \(set\)"),  # set
         (_hex("d9d9f7 01"), DATES, "tag 55799 is not allowed"),  # self-described
         (_hex("d2 80"), DATES, "tag 18 is not allowed"),  # COSE_Sign1, not at an envelope's head
-        (_hex("c1 1a 00000001"), PLAIN, "tag 1 is not allowed"),  # dates only where allowed
+        (_hex("c1 1a 00000001"), PLAIN, r"tag 1 \(epoch date-time\)"),  # only where allowed
         (_hex("a2 01 02 01 03"), PLAIN, "duplicate map key"),
         (_hex("a2 01 02 1801 03"), PLAIN, "duplicate map key"),  # same key, longer encoding
         (_hex("a2 01 02 f93c00 03"), PLAIN, "duplicate map key"),  # 1 and 1.0
@@ -84,7 +84,7 @@ def test_shared_reference_bomb_is_refused_at_once(levels: int) -> None:
     bomb = shared_ref_bomb(levels)
     tracemalloc.start()
     start = time.perf_counter()
-    with pytest.raises(CborError, match=r"tag 2[89]"):
+    with pytest.raises(CborError, match=r"tag 2[89] \(shared"):
         loads(bomb, DATES)
     elapsed = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1]
