@@ -185,6 +185,27 @@ def event_payload(
     )
 
 
+def refused_event_payload(
+    *, device_id: str, at: datetime, surface: str, count: int, reason: str
+) -> bytes:
+    """The ``<root>/events`` message ``refused.<surface>`` (kind ``refused``).
+
+    ``count`` refusals since the previous such event, ``reason`` the latest one's
+    code. Never carries the refused content. Not part of the outbox: no store/seq.
+    """
+    return dumps(
+        {
+            "v": PAYLOAD_VERSION,
+            "device": device_id,
+            "ts": iso_utc(at),
+            "event": f"refused.{surface}",
+            "kind": "refused",
+            "count": count,
+            "reason": reason,
+        }
+    )
+
+
 def clean_status_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Keep only the known status fields with the right types; others become null.
 
@@ -220,6 +241,7 @@ class StatusInfo:
     day: str = ""
     today: Mapping[str, int] = field(default_factory=dict)
     gate: Mapping[str, Any] = field(default_factory=dict)
+    refused: Mapping[str, int] = field(default_factory=dict)
 
 
 def status_payload(info: StatusInfo, at: datetime) -> bytes:
@@ -244,6 +266,7 @@ def status_payload(info: StatusInfo, at: datetime) -> bytes:
                 "allowed": today.get("allowed", 0),
                 "denied": today.get("denied", 0),
             },
+            "refused": dict(info.refused),
             "outbox": {
                 "pending": info.pending,
                 "published": info.published,
