@@ -204,6 +204,19 @@ class ClockConfig:
     persist_interval_s: float = setting(
         300.0, doc="Write the high-water mark at most this often.", min=10, max=86400
     )
+    max_step_s: float = setting(
+        86400.0, doc="A synchronised reading further ahead of the mark (plus the time the "
+        "gate has run since) is a jump, adopted only when the trust bundle's validity "
+        "covers it.", min=60, max=366 * 86400,
+    )
+    bundle_tolerance_s: float = setting(
+        3600.0, doc="A bundle issued_at up to this far ahead of the trusted time raises the "
+        "mark at once; later ones wait until the clock reaches them.", min=0, max=7 * 86400,
+    )
+    jump_confirm_s: float = setting(
+        900.0, doc="Without a trust bundle (dev folder): a jump held this long is adopted; "
+        "0 = never.", min=0, max=30 * 86400,
+    )
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "bundle_version": (str, int),
     "bundle_age_s": (int, float),
     "clock_state": str,
+    "clock_jump_s": (int, float),
     "camera_fps": (int, float),
     "decoder": str,
     "last_error": str,

@@ -64,6 +64,7 @@ def verifier_status(verifier: object) -> StatusSource:
             "bundle_version": getattr(h, "bundle_version", None),
             "bundle_age_s": getattr(h, "bundle_age_s", None),
             "clock_state": getattr(h, "clock_state", None),
+            "clock_jump_s": getattr(h, "clock_jump_s", None),
         }
 
     return source
