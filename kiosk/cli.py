@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk import __version__
+from kiosk.certlogic import commands as certlogic_commands
 from kiosk.config import load_config
 from kiosk.errors import ConfigError, KioskError
 from kiosk.nik import commands as nik_commands
@@ -19,7 +20,8 @@ from kiosk.verify import commands as verify_commands
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 # Each feature area owns its subcommands in <area>/commands.py.
-FEATURE_COMMANDS = (verify_commands.register, sim_commands.register, nik_commands.register)
+FEATURE_COMMANDS = (verify_commands.register, sim_commands.register, nik_commands.register,
+                    certlogic_commands.register)
 log = logging.getLogger("kiosk")
 
 
