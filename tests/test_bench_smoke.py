@@ -41,8 +41,10 @@ def _pipeline(report: dict[str, Any]) -> None:
 
 
 def _scan(report: dict[str, Any]) -> None:
+    assert report["backends"]
     for backend in report["backends"].values():
-        assert backend["corpus"]["wrong_reads"] == 0
+        assert backend["idle"]["frames_decoded_every_frame"] == backend["idle"]["frames"]
+        assert backend["first_read"]["clean_1"]["adaptive"]["frames_to_decision"] == 1
 
 
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"pipeline.py": _pipeline, "scan.py": _scan}
