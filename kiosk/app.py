@@ -43,7 +43,8 @@ from kiosk.inputs import CameraInput, KeypadInput
 from kiosk.nik import NikEntry, build_nik_verifier
 from kiosk.nik.devices import KeySource, open_key_source
 from kiosk.nik.worker import KdfWorker, NikCheck, StagedNikVerifier
-from kiosk.scanloop import CredentialVerifier, ScanLoop
+from kiosk.scanloop import CredentialVerifier, ScanLoop, Turn
+from kiosk.service import Heartbeat
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
 from kiosk.verify.factory import open_trust_watcher, open_trusted_clock, open_verifier
@@ -79,6 +80,7 @@ def build_app(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     nik_verifier: CredentialVerifier | None = None,
     keys: KeySource | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> Iterator[GateApp]:
     """Build every part from ``config``, yield the app, and close all parts on exit.
 
@@ -89,7 +91,8 @@ def build_app(
     receives every gate event (relay, led, buzzer, passage, screen, count ...).
     On exit the relay and LEDs return to their safe state first, then the
     outbox is drained for at most ``mqtt.drain_timeout_s`` and the publisher
-    stopped.
+    stopped. ``heartbeat`` (systemd READY/WATCHDOG, :mod:`kiosk.service`) is fed
+    by the scan loop once per turn.
     """
     with contextlib.ExitStack() as stack:
         config.device.data_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +188,8 @@ def build_app(
             on_event=on_event,
             throttle=IdleThrottle(config.decoder.idle_after_s, config.decoder.idle_check_every_s),
         )
+        if heartbeat is not None:
+            loop.on_turn = _feed(heartbeat, loop)
         loop.add_input(CameraInput(source))
         if keys is not None:
             entry = NikEntry(timeout_s=config.nik.entry_timeout_s)
@@ -194,6 +199,16 @@ def build_app(
             publisher.start()  # every status source exists now; connecting never blocks
         log.info("decoder: %s", decoder.name)
         yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
+
+
+def _feed(heartbeat: Heartbeat, loop: ScanLoop) -> Callable[[Turn], None]:
+    """The loop's per-turn hook that feeds the systemd watchdog (kiosk.service)."""
+
+    def on_turn(turn: Turn) -> None:
+        heartbeat.status(f"gate {loop.driver.machine.mode}")
+        heartbeat.turn(turn.progress, fault=turn.camera_silent)
+
+    return on_turn
 
 
 def _loop_status(
