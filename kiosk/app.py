@@ -28,7 +28,7 @@ from typing import Any
 from kiosk.camera import FrameSource, open_frame_source
 from kiosk.config import KioskConfig
 from kiosk.decision import Decision
-from kiosk.decode import RepeatFilter, create_decoder
+from kiosk.decode import IdleThrottle, RepeatFilter, create_decoder
 from kiosk.display import NullScreen, Screen, open_screen
 from kiosk.gate import (
     GateDriver,
@@ -186,6 +186,7 @@ def build_app(
             nik_check=nik_check,
             on_decision=on_decision,
             on_event=on_event,
+            throttle=IdleThrottle(config.decoder.idle_after_s, config.decoder.idle_check_every_s),
         )
         if heartbeat is not None:
             loop.on_turn = _feed(heartbeat, loop)

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from kiosk.decision import Decision, InputKind, Reason
-from kiosk.decode import Decoder, RepeatFilter
+from kiosk.decode import Decoder, IdleThrottle, RepeatFilter
 from kiosk.display import NullScreen, Screen
 from kiosk.display.views import (
     DeviceStatus,
@@ -101,7 +101,8 @@ class ScanLoop:
     ``on_decision`` gets every final decision; ``on_event`` gets ``(event,
     fields)`` for decisions, screens, counts and gate events (fields never hold
     a name, NIK or payload); ``on_turn`` is called once at the end of every
-    turn of :meth:`step` with a :class:`Turn`.
+    turn of :meth:`step` with a :class:`Turn`; ``throttle`` (None: decode every
+    frame) skips the decode of still idle frames (:mod:`kiosk.decode.idle`).
     """
 
     def __init__(
@@ -121,8 +122,10 @@ class ScanLoop:
         on_decision: Callable[[Decision], None] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_turn: Callable[[Turn], None] | None = None,
+        throttle: IdleThrottle | None = None,
     ) -> None:
         self._decoder = decoder
+        self.throttle = throttle
         self._repeat = repeat
         self._verifier = verifier
         self._nik_verifier = nik_verifier
@@ -201,7 +204,13 @@ class ScanLoop:
     def process_frame(self, gray: Any, timestamp: float) -> list[Decision]:
         """Decode one grey image; decide on each code newly in view. Returns the decisions."""
         self.stats.frames += 1
-        texts = self._guarded(lambda: self._decoder.decode(gray))
+        throttle = self.throttle
+        if throttle is not None and not throttle.wants(gray, timestamp):
+            texts: list[str] = []  # a still, empty scene: nothing to read
+        else:
+            texts = self._guarded(lambda: self._decoder.decode(gray))
+            if throttle is not None and (texts or self._decoder.symbols_seen):
+                throttle.saw(timestamp)
         return [self.decide(text) for text in self._repeat.feed(texts, timestamp)]
 
     def tick(self) -> None:

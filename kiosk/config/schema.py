@@ -140,6 +140,19 @@ class DecoderConfig:
         min=0.0,
         max=60,
     )
+    idle_after_s: float = setting(
+        2.0,
+        doc="After this long with a still scene and no QR symbol, only frames that change "
+        "the scene are decoded (0: decode every frame).",
+        min=0.0,
+        max=600,
+    )
+    idle_check_every_s: float = setting(
+        1.0,
+        doc="While idle, a frame is decoded at least this often anyway.",
+        min=0.05,
+        max=10,
+    )
 
 
 @dataclass(frozen=True)
