@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kiosk.config.ids import IdError, check_id
 from kiosk.errors import ProvisionError
-from kiosk.ids import IdError, check_id
 from kiosk.provision.configfile import Value
 
 MAX_ANSWERS_BYTES = 64 * 1024

@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _provision(args: argparse.Namespace) -> int:
     from kiosk.config import load_config
-    from kiosk.ids import device_identity
+    from kiosk.config.ids import device_identity
     from kiosk.provision.answers import QUESTIONS, read_answers_file, resolve
     from kiosk.provision.configfile import write_config
     from kiosk.provision.identity import DeviceIdentity

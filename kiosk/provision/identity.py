@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kiosk.config.ids import split_identity
 from kiosk.errors import ProvisionError
-from kiosk.ids import split_identity
 from kiosk.verify.atomic import atomic_write
 
 MAX_PEM_BYTES = 64 * 1024

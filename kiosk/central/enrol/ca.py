@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kiosk.central.enrol.tokens import TokenBook
+from kiosk.config.ids import split_identity
 from kiosk.errors import EnrolmentError
-from kiosk.ids import split_identity
 from kiosk.verify.atomic import atomic_write
 
 CA_VALIDITY_DAYS = 3650

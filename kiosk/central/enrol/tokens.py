@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kiosk.config.ids import device_identity
 from kiosk.errors import EnrolmentError
-from kiosk.ids import device_identity
 from kiosk.verify.atomic import atomic_write
 
 # A token is 32 random bytes, URL-safe base64 (43 characters).
