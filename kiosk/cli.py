@@ -11,17 +11,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk import __version__
+from kiosk.central import commands as central_commands
 from kiosk.certlogic import commands as certlogic_commands
 from kiosk.config import load_config
 from kiosk.errors import ConfigError, KioskError
 from kiosk.nik import commands as nik_commands
+from kiosk.provision import commands as provision_commands
 from kiosk.sim import commands as sim_commands
 from kiosk.verify import commands as verify_commands
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 # Each feature area owns its subcommands in <area>/commands.py.
-FEATURE_COMMANDS = (verify_commands.register, sim_commands.register, nik_commands.register,
-                    certlogic_commands.register)
+FEATURE_COMMANDS = (
+    verify_commands.register,
+    sim_commands.register,
+    nik_commands.register,
+    certlogic_commands.register,
+    provision_commands.register,
+    central_commands.register,  # the centre's tools; its handlers import kiosk.central lazily
+)
 log = logging.getLogger("kiosk")
 
 
