@@ -1,6 +1,7 @@
-"""The central side: services that run beside the broker, never on a gate.
+"""The central side: fleet service, enrolment CA, operator certificates, publishing.
 
-Device code never imports this package. What both sides share is the wire
-contract (``docs/mqtt.md``, ``docs/asyncapi.yaml``) and the signed-document
-format (:mod:`kiosk.signing`).
+Runs at the operator or authority, never on a gate: device code (everything
+else under :mod:`kiosk`) never imports this package. Both sides share only the
+wire contract (docs/mqtt.md, docs/asyncapi.yaml) and the signed-document format
+(:mod:`kiosk.signing`).
 """
