@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from kiosk.config.loader import Locator, load_tree
 from kiosk.config.schema import setting
+from kiosk.config.topics import topic_root_problem
 from kiosk.errors import ConfigError
 
 
@@ -137,11 +138,9 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def _check(config: FleetConfig, locator: Locator) -> None:
-    root = config.mqtt.topic_root
-    if root.count("{site}") != 1 or root.count("{gate}") != 1 or any(c in root for c in "#+"):
-        raise locator.error(
-            "mqtt.topic_root", f"{root[:80]!r} needs {{site}} and {{gate}} once each, no '#' or '+'"
-        )
+    # The gates' own rule for the template: what they accept, the fleet follows.
+    if problem := topic_root_problem(config.mqtt.topic_root):
+        raise locator.error("mqtt.topic_root", problem)
     if config.mqtt.password_file is not None and not config.mqtt.username:
         raise locator.error("mqtt.password_file", "requires mqtt.username")
     if config.mqtt.shared_group and not _NAME.fullmatch(config.mqtt.shared_group):
