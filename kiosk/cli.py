@@ -91,7 +91,33 @@ def _parser() -> argparse.ArgumentParser:
 
     for register in FEATURE_COMMANDS:
         register(commands)
+    _register_fleet(commands)
     return parser
+
+
+def _register_fleet(commands: argparse._SubParsersAction) -> None:
+    # The central side is imported only when its command runs: device code never loads it.
+    fleet = commands.add_parser("fleet", help="central side: the operators' fleet view")
+    sub = fleet.add_subparsers(required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="consume the gates' MQTT topics; serve page, API, metrics")
+    serve.add_argument("--config", type=Path, default=None,
+                       help="fleet config file (TOML); default: embedded defaults")
+    serve.add_argument("--broker", metavar="mqtt://HOST:PORT",
+                       help="broker URL, mqtt:// or mqtts:// (default mqtt://127.0.0.1:1883)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="page address (127.0.0.1:8080)")
+    serve.add_argument("--database", metavar="URL",
+                       help="sqlite:///PATH (default sqlite:///fleet.sqlite) or postgresql://...")
+    serve.add_argument("--token-file", metavar="FILE",
+                       help="access tokens, one per line (default: one made at start)")
+    serve.add_argument("--check-config", action="store_true",
+                       help="validate the configuration and exit")
+    serve.set_defaults(handler=_fleet_serve)
+
+
+def _fleet_serve(args: argparse.Namespace) -> int:
+    from kiosk.central.fleet.commands import serve
+
+    return serve(args)
 
 
 def _check_config(args: argparse.Namespace) -> int:

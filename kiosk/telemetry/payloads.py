@@ -243,6 +243,9 @@ class StatusInfo:
     today: Mapping[str, int] = field(default_factory=dict)
     gate: Mapping[str, Any] = field(default_factory=dict)
     refused: Mapping[str, int] = field(default_factory=dict)
+    store_id: str | None = None
+    seq: int | None = None
+    timezone: str | None = None
 
 
 def status_payload(info: StatusInfo, at: datetime) -> bytes:
@@ -250,6 +253,9 @@ def status_payload(info: StatusInfo, at: datetime) -> bytes:
 
     ``gate`` fields come from the status provider after :func:`clean_status_fields`;
     top-level ``last_error`` is the gate's (provider), ``outbox.last_error`` MQTT's.
+    ``store``/``seq`` name the count database and its last change that ``totals``
+    include, so a consumer never lets this retained message replace totals from a
+    ``counts`` message with a higher ``seq``; ``timezone`` is the zone of ``today``.
     """
     today = dict(info.today)
     return dumps(
@@ -259,6 +265,9 @@ def status_payload(info: StatusInfo, at: datetime) -> bytes:
             "version": info.version,
             "ts": iso_utc(at),
             "uptime_s": round(info.uptime_s),
+            "store": info.store_id,
+            "seq": info.seq,
+            "timezone": info.timezone,
             **clean_status_fields(info.gate),
             "totals": dict(info.totals),
             "today": {

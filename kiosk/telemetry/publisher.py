@@ -363,6 +363,15 @@ class MqttPublisher:
                     log.exception("outbox drain step failed")
                     self._set_error(f"drain: {type(exc).__name__}")
                     self._stop_event.wait(1.0)
+            # A clean stop ends with a final status, so the retained message shows the
+            # totals this run counted (not those of its last periodic status).
+            if self.connected:
+                if reader is None:
+                    reader = OutboxReader(self._db_path)
+                self._take_acks(reader)
+                self._publish_status(reader)
+        except Exception:  # loop boundary: a failed last status must not block the stop
+            log.exception("final status not published")
         finally:
             if reader is not None:
                 reader.close()
@@ -440,11 +449,12 @@ class MqttPublisher:
         stats = self.stats()
         now = self._wall_clock()
         day = now.astimezone(self._tz).date().isoformat()
+        store_id, seq, totals = reader.count_snapshot()
         info = StatusInfo(
             device_id=self._device_id,
             version=kiosk.__version__,
             uptime_s=self._clock() - self._started_at,
-            totals=reader.totals(),
+            totals=totals,
             pending=reader.pending_count(),
             published=stats.published,
             acked=stats.acked,
@@ -454,6 +464,9 @@ class MqttPublisher:
             today=reader.day_totals(day),
             gate=ask_provider(self._status_provider),
             refused=self._refusals.totals(),
+            store_id=store_id,
+            seq=seq,
+            timezone=str(getattr(self._tz, "key", "UTC")),
         )
         self._link.publish(self.status_topic, status_payload(info, now), 1, True)
 
