@@ -37,6 +37,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kiosk.config.schema import MqttConfig
 from kiosk.errors import TelemetryError
@@ -90,6 +91,9 @@ class MqttLink:
         wake: called (from paho's thread) whenever something happened; must not block.
         on_error: receives short reason-code texts for status; must not block.
         birth_topic: Home Assistant's status topic to watch, or None.
+        command_topic: the gate's command topic to subscribe to, or None (off).
+        on_command: gets ``(payload, retained)`` of each message on it (from paho's
+            thread; must not block or parse).
     """
 
     def __init__(
@@ -102,9 +106,13 @@ class MqttLink:
         wake: Callable[[], None],
         on_error: Callable[[str], None],
         birth_topic: str | None = None,
+        command_topic: str | None = None,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         self._cfg = cfg
         self._birth_topic = birth_topic
+        self._command_topic = command_topic
+        self._on_command = on_command
         self._birth_seen = False
         self._client_id = client_id
         self._availability = availability_topic
@@ -295,6 +303,15 @@ class MqttLink:
         client.publish(self._availability, ONLINE, qos=1, retain=True)
         if self._birth_topic is not None:
             client.subscribe(self._birth_topic, qos=1)
+        if self._command_topic is not None:
+            # A broker clears the retain flag on live delivery unless asked to keep
+            # it (v5 "retain as published"): the gate must see it to refuse a
+            # retained command, which would otherwise come back on every reconnect.
+            if self._protocol == MQTTProtocolVersion.MQTTv5:
+                options = SubscribeOptions(qos=1, retainAsPublished=True)
+                client.subscribe(self._command_topic, options=options)
+            else:
+                client.subscribe(self._command_topic, qos=1)
         self._connected.set()
         with self._lock:
             self._connects += 1
@@ -336,7 +353,14 @@ class MqttLink:
         # Untrusted input. Only the exact birth topic and the literal "online" count;
         # everything else is ignored without parsing. The only effect is a latch that
         # makes the drain thread re-send discovery configs: nothing reaches the gate.
-        if generation != self._generation or msg.topic != self._birth_topic:
+        if generation != self._generation:
+            return
+        if msg.topic == self._command_topic and self._on_command is not None:
+            # Signed commands are verified on the scan loop's thread, never here: the
+            # inbox only copies a bounded message (kiosk.remote.runner.CommandInbox).
+            self._on_command(bytes(msg.payload), bool(msg.retain))
+            return
+        if msg.topic != self._birth_topic:
             return
         payload = bytes(msg.payload)
         if len(payload) > _MAX_BIRTH_PAYLOAD or payload.strip() != ONLINE:

@@ -101,6 +101,7 @@ class MqttPublisher:
         status_provider: Callable[[], Mapping[str, Any]] | None = None,
         timezone: tzinfo = UTC,
         status_min_interval_s: float = 5.0,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         if not 1 <= window <= 200:
             raise ValueError("window must be 1 .. 200 (the outbox compactor protects 256 rows)")
@@ -139,6 +140,8 @@ class MqttPublisher:
             wake=self._kick,
             on_error=self._set_error,
             birth_topic=f"{cfg.discovery_prefix}/status" if cfg.discovery else None,
+            command_topic=f"{self._root}/command" if on_command is not None else None,
+            on_command=on_command,
         )
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None

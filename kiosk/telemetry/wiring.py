@@ -91,6 +91,7 @@ def make_publisher(
     store: CountStore,
     verifier: object,
     sources: StatusSources | None = None,
+    on_command: Callable[[bytes, bool], None] | None = None,
 ) -> MqttPublisher:
     """The publisher for ``store``'s database with status from the store and the verifier.
 
@@ -108,5 +109,6 @@ def make_publisher(
         config.counts_db_path,
         status_provider=sources,
         timezone=ZoneInfo(config.device.timezone),
+        on_command=on_command,
     )
     return publisher
