@@ -146,7 +146,8 @@ def _run(args: argparse.Namespace) -> int:
                 app.loop.run(stop)
             finally:
                 heartbeat.stopping()  # before the wind-down: relay safe, outbox drains
-    return 0
+            # A ``restart`` command ends the loop with a status; systemd starts it again.
+            return app.loop.exit_status or 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -30,10 +30,20 @@ from kiosk.display.views import (
     view_for,
 )
 from kiosk.gate import GateDriver, Mode
-from kiosk.inputs import CameraSilent, Event, FrameSeen, Input, NikAbandoned, NikPrompt, NikTyped
+from kiosk.inputs import (
+    CameraSilent,
+    CommandReceived,
+    Event,
+    FrameSeen,
+    Input,
+    NikAbandoned,
+    NikPrompt,
+    NikTyped,
+)
 from kiosk.nik.manual import outcome_of
 from kiosk.nik.verifier import is_pending
 from kiosk.nik.worker import NikCheck
+from kiosk.remote.runner import CommandRunner
 from kiosk.telemetry import CountStore, MqttPublisher
 
 _T = TypeVar("_T")
@@ -142,6 +152,10 @@ class ScanLoop:
             self.driver.on_event = self._driver_event
         # Public for status and tests: the background NIK check, when there is one.
         self.nik_check = nik_check
+        # Operators' signed commands (kiosk.remote), when enabled: verified and run here.
+        self.commands: CommandRunner | None = None
+        #: Set when the loop ends on request (a ``restart`` command): the exit status.
+        self.exit_status: int | None = None
         self._pacers: list[Input] = []  # polled once at the start of a turn (the camera)
         self._inputs: list[Input] = []  # drained each tick (keypad, ...)
         self._status = DeviceStatus()
@@ -167,7 +181,7 @@ class ScanLoop:
         """Process frames until ``stop`` is set, the window is closed or the source ends."""
         self.start()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self.exit_status is None:
                 if self._screen.poll_quit() or not self.step():
                     break
         except BaseException as exc:  # e.g. the frame source failed: relay safe, then re-raise
@@ -300,6 +314,24 @@ class ScanLoop:
             self._emit("screen", {"screen": "idle"})
         elif isinstance(event, FrameSeen):
             self.process_frame(event.gray, event.timestamp)
+        elif isinstance(event, CommandReceived):
+            self._run_command(event)
+
+    def request_exit(self, status: int) -> None:
+        """End :meth:`run` after this turn with ``status`` (e.g. a restart for systemd)."""
+        self.exit_status = status
+
+    def _run_command(self, event: CommandReceived) -> None:
+        """Verify and carry out one command message; count its outcome."""
+        runner = self.commands
+        if runner is None:
+            return
+        outcome = self._guarded(lambda: runner.handle(event.payload, retained=event.retained))
+        self._count_events(self._guarded(self.driver.sync))
+        self._guarded(self._show)
+        self._emit("command", {"action": outcome.action or "-", "outcome": outcome.reason})
+        if outcome.event is not None:
+            self._count_events([outcome.event])
 
     def _enter_nik(self, nik: str, now: float) -> bool:
         """Act on a typed NIK; True when its key derivation now runs in the background."""

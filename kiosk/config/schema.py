@@ -474,6 +474,21 @@ class NikConfig:
 
 
 @dataclass(frozen=True)
+class RemoteConfig:
+    """Operators' signed commands over MQTT (docs/remote.md); off unless enabled."""
+
+    commands: bool = setting(
+        False,
+        doc="Accept commands signed by an operator certified by verify.authority_keys.",
+    )
+    memory_file: str = setting(
+        "commands.json",
+        doc="Accepted command ids until they expire (replay refusal), inside device.data_dir.",
+        check=data_file_problem,
+    )
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     """The whole configuration tree."""
 
@@ -489,6 +504,7 @@ class KioskConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     nik: NikConfig = field(default_factory=NikConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
     @property
     def counts_db_path(self) -> Path:

@@ -32,6 +32,8 @@ ALARM_EVENTS = frozenset({"tailgate", "unauthorised_passage", "emergency_open", 
 """Gate event counters that are also published on ``<root>/events`` as alarms."""
 CLEAR_EVENTS = frozenset({"emergency_clear"})
 FAULT_PREFIX = "fault."
+COMMAND_PREFIXES = ("command.", "command_refused.")
+"""Outcomes of operators' commands (``command.open_once``, ``command_refused.replayed`` ...)."""
 """Counters named ``fault.<part>`` (``fault.arm``, ``fault.store`` …) are faults."""
 
 STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -95,13 +97,15 @@ def decision_change(decision: Decision) -> dict[str, str]:
 
 
 def event_kind(name: str) -> str | None:
-    """``"alarm"``, ``"clear"`` or ``"fault"`` for counters published on ``events``; else None."""
+    """The ``events`` kind (alarm, clear, fault or command) of a counter; None if not sent."""
     if name in ALARM_EVENTS:
         return "alarm"
     if name in CLEAR_EVENTS:
         return "clear"
     if name.startswith(FAULT_PREFIX):
         return "fault"
+    if name.startswith(COMMAND_PREFIXES):
+        return "command"
     return None
 
 

@@ -118,6 +118,7 @@ class MqttPublisher:
         announce_min_interval_s: float = 60.0,
         refusals: RefusalCounter = REFUSED,
         max_inbound_bytes: int = MAX_INBOUND_PACKET_BYTES,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         if not 1 <= window <= 200:
             raise ValueError("window must be 1 .. 200 (the outbox compactor protects 256 rows)")
@@ -160,6 +161,8 @@ class MqttPublisher:
             birth_topic=f"{cfg.discovery_prefix}/status" if cfg.discovery else None,
             refusals=refusals,
             max_packet_bytes=max_inbound_bytes,
+            command_topic=f"{self._root}/command" if on_command is not None else None,
+            on_command=on_command,
         )
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None

@@ -92,6 +92,7 @@ def make_publisher(
     store: CountStore,
     verifier: object,
     sources: StatusSources | None = None,
+    on_command: Callable[[bytes, bool], None] | None = None,
 ) -> MqttPublisher:
     """The publisher for ``store``'s database with status from the store and the verifier.
 
@@ -109,5 +110,6 @@ def make_publisher(
         config.counts_db_path,
         status_provider=sources,
         timezone=ZoneInfo(config.device.timezone),
+        on_command=on_command,
     )
     return publisher
