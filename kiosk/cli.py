@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk import __version__
-from kiosk.central import commands as central_commands
 from kiosk.certlogic import commands as certlogic_commands
 from kiosk.config import load_config
 from kiosk.errors import ConfigError, KioskError
@@ -28,7 +27,6 @@ FEATURE_COMMANDS = (
     nik_commands.register,
     certlogic_commands.register,
     provision_commands.register,
-    central_commands.register,  # the centre's tools; its handlers import kiosk.central lazily
 )
 log = logging.getLogger("kiosk")
 
@@ -36,7 +34,8 @@ log = logging.getLogger("kiosk")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kiosk`` console script. Returns the process exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_central_stub_args(argv))
     # The demo prints its own one-line-per-decision story; library logs only with -v.
     quiet = logging.WARNING if args.handler is _demo else logging.INFO
     logging.basicConfig(
@@ -92,7 +91,41 @@ def _parser() -> argparse.ArgumentParser:
     for register in FEATURE_COMMANDS:
         register(commands)
     _register_fleet(commands)
+    _register_central(commands)
     return parser
+
+
+def _register_central(commands: argparse._SubParsersAction) -> None:
+    # Only a stub here: the central side's own parser is built when its command runs,
+    # so a gate's process never imports kiosk.central.
+    central = commands.add_parser(
+        "central",
+        help="central side: enrolment CA, operators, commands (not on gates)",
+        add_help=False,
+    )
+    central.add_argument("arguments", nargs=argparse.REMAINDER)
+    central.set_defaults(handler=_central)
+
+
+def _central_stub_args(argv: list[str]) -> list[str]:
+    """``kiosk central ...`` with its arguments kept away from the stub's own parsing.
+
+    argparse would read ``kiosk central --help`` as the stub's option; a ``--``
+    makes everything after ``central`` the central parser's business.
+    """
+    for index, word in enumerate(argv):
+        if word == "central":
+            return [*argv[: index + 1], "--", *argv[index + 1 :]]
+        if not word.startswith("-"):
+            break
+    return argv
+
+
+def _central(args: argparse.Namespace) -> int:
+    from kiosk.central.commands import main as central_main
+
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return central_main(arguments)
 
 
 def _register_fleet(commands: argparse._SubParsersAction) -> None:

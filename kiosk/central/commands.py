@@ -20,9 +20,18 @@ from pathlib import Path
 DEFAULT_CA_DIR = Path(os.environ.get("KIOSK_CA_DIR", "/var/lib/kiosk-central/enrol"))
 
 
+def main(argv: list[str]) -> int:
+    """Parse ``kiosk central ARGV`` and run it (``kiosk.cli`` hands over to here)."""
+    parser = argparse.ArgumentParser(prog="kiosk")
+    register(parser.add_subparsers(required=True, metavar="COMMAND"))
+    args = parser.parse_args(["central", *argv])
+    status: int = args.handler(args)
+    return status
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``kiosk central`` and its subcommands to the ``kiosk`` parser."""
-    central = commands.add_parser("central", help="central side: enrolment CA, operators, commands (not on gates)")
+    central = commands.add_parser("central", help="central side: CA, operators, commands")
     sub = central.add_subparsers(required=True, metavar="COMMAND")
 
     ca = sub.add_parser("ca", help="the enrolment CA")
