@@ -173,7 +173,7 @@ def _install(args: argparse.Namespace) -> int:
     from kiosk.config import load_config
     from kiosk.signing import load_public_keys
     from kiosk.verify.bundlefile import install_bundle
-    from kiosk.verify.clock import FixedProbe, TrustedClock
+    from kiosk.verify.factory import open_trusted_clock
 
     config = load_config(args.config)
     target = config.device.data_dir / config.verify.bundle_file
@@ -187,13 +187,16 @@ def _install(args: argparse.Namespace) -> int:
         print(f"refused: cannot write {target}: {exc.strerror or type(exc).__name__}; "
               "the installed bundle is unchanged", file=sys.stderr)
         return 1
-    # The issue time is trusted time: raise the clock's high-water mark now.
-    clock = TrustedClock(lambda: datetime.now(UTC), FixedProbe(False),
-                         config.device.data_dir / config.clock.state_file)
+    # The issue time is evidence of the time: offered to the clock's high-water
+    # mark now, bounded as the gate does at load (a far-future one waits).
     try:
-        clock.raise_floor(bundle.issued_at.timestamp())
+        clock = open_trusted_clock(config.clock, wall_clock=lambda: datetime.now(UTC),
+                                   state_dir=config.device.data_dir)
+        issued = bundle.issued_at.timestamp()
+        clock.offer_bundle(issued, issued + bundle.max_age_s + bundle.grace_s, bundle.version)
+        clock.close()
     except OSError as exc:
-        print(f"warning: trust bundle v{bundle.version} installed, but the clock floor was not "
+        print(f"warning: trust bundle v{bundle.version} installed, but the clock mark was not "
               f"raised: {exc.strerror or type(exc).__name__}", file=sys.stderr)
     if config.verify.reload_interval_s > 0:
         when = (f"the running gate uses it within {config.verify.reload_interval_s:g} s "
