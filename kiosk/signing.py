@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.atomic import atomic_write
 from kiosk.cborsafe import shown
 from kiosk.errors import DocumentError, VerificationError
 from kiosk.verify.cose import parse_sign1
@@ -105,8 +106,8 @@ def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.touch(mode=0o600, exist_ok=True)
-    path.write_bytes(pem)
+    # Atomic and 0600 on the new file itself: never the mode of a file already there.
+    atomic_write(path, pem, mode=0o600)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
