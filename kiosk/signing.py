@@ -99,6 +99,37 @@ def verify_document(
     return message.payload
 
 
+# Fixed codes for refused documents, matched on the messages this package writes
+# (first match wins); used for the operators' ``refused.<surface>`` counters.
+_REFUSAL_CODES = (
+    ("CBOR tag", "cbor_tag"),
+    ("duplicate map key", "cbor_duplicate_key"),
+    ("nesting", "cbor_too_deep"),
+    ("items", "cbor_too_many_items"),
+    ("larger than", "too_large"),
+    ("above the limit", "too_large"),
+    ("cannot read", "unreadable"),
+    ("rollback", "rollback"),
+    ("bad signature", "bad_signature"),
+    ("unknown authority key", "unknown_signer"),
+    ("signature algorithm", "bad_algorithm"),
+    ("expected 'application/", "wrong_content_type"),
+    ("expired", "expired"),
+)
+
+
+def refusal_code(exc: DocumentError) -> str:
+    """A short fixed code for why a document was refused (``malformed`` when unclassified).
+
+    Never the content: for counters and events (``kiosk.telemetry.refused``).
+    """
+    text = str(exc)
+    for phrase, code in _REFUSAL_CODES:
+        if phrase in text:
+            return code
+    return "malformed"
+
+
 def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
     """Write an authority private key as PEM (PKCS#8, mode 0600)."""
     pem = key.private_bytes(
