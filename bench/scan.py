@@ -16,6 +16,8 @@ in the same run:
 * **corpus**: the synthetic phone-screen corpus (tests/scancorpus.py: 13
   conditions × 3 severities) through ``create_decoder(backend).decode``, success
   per condition and wrong reads, against a bare library call on the same frames.
+* **pyzbar_isolation**: pyzbar in-process against pyzbar in its supervised
+  worker process (``decoder.isolate``), interleaved on the same frames.
 
 Usage: PYTHONPATH=. python bench/scan.py [--idle-frames 450] [--seeds 2] [--tiny]
 """
@@ -237,6 +239,46 @@ def corpus_report(backend: str, seeds: int, tiny: bool = False) -> dict[str, Any
     return report
 
 
+def isolation_report(runs: int) -> dict[str, Any]:
+    """pyzbar in-process against pyzbar in its supervised worker: wall ms per frame, same frames."""
+    from kiosk.decode.isolated import IsolatedDecoder
+
+    rng = np.random.default_rng(3)
+    frames = {
+        "code": scancorpus.make_case("clean", 1, 3.0, seed=5).gray,
+        "idle": scancorpus.idle_frame(rng, scancorpus.idle_scene(rng)),
+    }
+    plain = create_decoder("pyzbar")
+    isolated = create_decoder("pyzbar", isolate=True)
+    assert isinstance(isolated, IsolatedDecoder)
+    try:
+        deadline = time.monotonic() + 30
+        while not isolated.ready:  # the worker starts (the fallback reads meanwhile)
+            isolated.decode(frames["code"])
+            assert time.monotonic() < deadline, "the decoder worker never became ready"
+            time.sleep(0.01)
+        report: dict[str, Any] = {}
+        for kind, gray in frames.items():
+            times: dict[str, list[float]] = {"in_process": [], "isolated": []}
+            for _ in range(runs):  # interleaved, so both see the same machine
+                for name, decoder in (("in_process", plain), ("isolated", isolated)):
+                    start = time.perf_counter()
+                    decoder.decode(gray)
+                    times[name].append(time.perf_counter() - start)
+            inside = float(np.median(times["in_process"]))
+            outside = float(np.median(times["isolated"]))
+            report[kind] = {
+                "in_process_ms": round(inside * 1000, 3),
+                "isolated_ms": round(outside * 1000, 3),
+                "added_ms": round((outside - inside) * 1000, 3),
+                "ratio": round(outside / inside, 3),
+            }
+        report["crashes"] = isolated.crashes
+        return report
+    finally:
+        isolated.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -263,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             "first_read": first_read_report(backend, seed=11),
             "corpus": corpus_report(backend, args.seeds, args.tiny),
         }
+    if "pyzbar" in backends:
+        result["pyzbar_isolation"] = isolation_report(5 if args.tiny else 60)
     print(json.dumps(result))
     return 0
 

@@ -153,7 +153,8 @@ def build_app(
         if source is None:
             source = open_frame_source(config.camera)
         stack.enter_context(source)
-        decoder = create_decoder(config.decoder.backend)
+        decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)
+        stack.callback(decoder.close)
         screen = open_screen(config.display)
         stack.callback(screen.close)
         factory = (
