@@ -12,7 +12,9 @@ Thread ownership (see docs/architecture.md):
 - ``kiosk-trust-watch`` (signed bundle, ``verify.reload_interval_s`` > 0) swaps a
   newly installed trust bundle into the verifier; SIGHUP wakes it at once;
 - ``kiosk-nik-kdf`` (``nik.mode = "list"`` with a key input) derives a typed
-  NIK's status-list key (scrypt) so the loop keeps turning meanwhile.
+  NIK's status-list key (scrypt) so the loop keeps turning meanwhile;
+- the ``kiosk-decoder`` child *process* (pyzbar with ``decoder.isolate``) decodes
+  the frames the loop hands it through shared memory; the loop supervises it.
 """
 
 from __future__ import annotations
@@ -169,7 +171,8 @@ def build_app(
         if source is None:
             source = open_frame_source(config.camera)
         stack.enter_context(source)
-        decoder = create_decoder(config.decoder.backend)
+        decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)
+        stack.callback(decoder.close)
         screen = open_screen(config.display)
         stack.callback(screen.close)
         factory = (

@@ -147,6 +147,11 @@ class DecoderConfig:
         min=0.0,
         max=600,
     )
+    isolate: bool = setting(
+        True,
+        doc="Run pyzbar in a supervised worker process (zbar can abort the process); "
+        "zxing-cpp decodes while it restarts.",
+    )
     idle_check_every_s: float = setting(
         1.0,
         doc="While idle, a frame is decoded at least this often anyway.",
