@@ -15,9 +15,9 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kiosk.config.ids import quote
 from kiosk.config.schema import KioskConfig
@@ -39,6 +39,7 @@ _PATH = rf"{_PART}(?:\s*\.\s*{_PART})*"
 _HEADER = re.compile(rf"^\s*\[\s*({_PATH})\s*\]")
 _KEY = re.compile(rf"^\s*({_PATH})\s*=")
 _PART_RE = re.compile(_PART)
+T = TypeVar("T")
 
 
 def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> KioskConfig:
@@ -47,6 +48,26 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     Args:
         path: the TOML file; None means all defaults (still validated).
         overrides: dotted keys (``"gate.relay_pulse_ms"``) applied on top of the file.
+
+    Raises:
+        ConfigError: the file is unreadable, not TOML, or any value is invalid.
+    """
+    config: KioskConfig = load_tree(KioskConfig, path, overrides, check=_check_cross_fields)
+    return config
+
+
+def load_tree(
+    cls: type[T],
+    path: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    check: Callable[[T, _Locator], None] | None = None,
+) -> T:
+    """Read and validate any frozen dataclass tree declared with :func:`setting`.
+
+    The same rules and error style as :func:`load_config` (file, line, key), for
+    other programs' configurations (the fleet service's). ``check`` runs the
+    cross-field rules; it raises ``locator.error(key, reason)``.
 
     Raises:
         ConfigError: the file is unreadable, not TOML, or any value is invalid.
@@ -73,8 +94,9 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     locator = _Locator(source, text)
     for dotted, value in (overrides or {}).items():
         _apply_override(raw, dotted, value, source)
-    config = _build(KioskConfig, raw, "", locator, base_dir)
-    _check_cross_fields(config, locator)
+    config: T = _build(cls, raw, "", locator, base_dir)
+    if check is not None:
+        check(config, locator)
     return config
 
 
@@ -131,6 +153,10 @@ class _Locator:
         line = self._lines.get(key) or self._lines.get(near or "") or self._lines.get(table)
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: {key}: {reason}")
+
+
+Locator = _Locator
+"""What a ``check`` passed to :func:`load_tree` receives to raise located errors."""
 
 
 def _dotted(path: str) -> str:

@@ -47,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kiosk.config.schema import MqttConfig
 from kiosk.errors import TelemetryError
@@ -177,6 +178,9 @@ class MqttLink:
         birth_topic: Home Assistant's status topic to watch, or None.
         refusals: where refused inbound input is counted (surface ``mqtt``).
         max_packet_bytes: the largest inbound packet accepted (and announced on v5).
+        command_topic: the gate's command topic to subscribe to, or None (off).
+        on_command: gets ``(payload, retained)`` of each message on it (from paho's
+            thread; must not block or parse).
     """
 
     def __init__(
@@ -191,12 +195,16 @@ class MqttLink:
         birth_topic: str | None = None,
         refusals: RefusalCounter = REFUSED,
         max_packet_bytes: int = MAX_INBOUND_PACKET_BYTES,
+        command_topic: str | None = None,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         self._cfg = cfg
         self._refusals = refusals
         self._max_packet = max_packet_bytes
         self._births = 0
         self._birth_topic = birth_topic
+        self._command_topic = command_topic
+        self._on_command = on_command
         self._birth_seen = False
         self._client_id = client_id
         self._availability = availability_topic
@@ -408,6 +416,15 @@ class MqttLink:
         client.publish(self._availability, ONLINE, qos=1, retain=True)
         if self._birth_topic is not None:
             client.subscribe(self._birth_topic, qos=1)
+        if self._command_topic is not None:
+            # A broker clears the retain flag on live delivery unless asked to keep
+            # it (v5 "retain as published"): the gate must see it to refuse a
+            # retained command, which would otherwise come back on every reconnect.
+            if self._protocol == MQTTProtocolVersion.MQTTv5:
+                options = SubscribeOptions(qos=1, retainAsPublished=True)
+                client.subscribe(self._command_topic, options=options)
+            else:
+                client.subscribe(self._command_topic, qos=1)
         self._connected.set()
         self._connack_refused = False
         with self._lock:
@@ -480,10 +497,15 @@ class MqttLink:
         self._wake()
 
     def _on_message(self, client: mqtt.Client, generation: Any, msg: mqtt.MQTTMessage) -> None:
-        # Untrusted input. Only the exact birth topic and the literal "online" count;
-        # everything else is ignored without parsing. The only effect is a latch that
-        # makes the drain thread re-send discovery configs: nothing reaches the gate.
+        # Untrusted input. Commands go unparsed to the loop's inbox; otherwise only the
+        # exact birth topic and the literal "online" count, and the only effect is a
+        # latch that makes the drain thread re-send discovery configs.
         if generation != self._generation:
+            return
+        if msg.topic == self._command_topic and self._on_command is not None:
+            # Signed commands are verified on the scan loop's thread, never here: the
+            # inbox only copies a bounded message (kiosk.remote.runner.CommandInbox).
+            self._on_command(bytes(msg.payload), bool(msg.retain))
             return
         if msg.topic != self._birth_topic:
             self._refusals.note("mqtt", "unexpected_topic")  # never subscribed to it

@@ -118,6 +118,7 @@ class MqttPublisher:
         announce_min_interval_s: float = 60.0,
         refusals: RefusalCounter = REFUSED,
         max_inbound_bytes: int = MAX_INBOUND_PACKET_BYTES,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         if not 1 <= window <= 200:
             raise ValueError("window must be 1 .. 200 (the outbox compactor protects 256 rows)")
@@ -160,6 +161,8 @@ class MqttPublisher:
             birth_topic=f"{cfg.discovery_prefix}/status" if cfg.discovery else None,
             refusals=refusals,
             max_packet_bytes=max_inbound_bytes,
+            command_topic=f"{self._root}/command" if on_command is not None else None,
+            on_command=on_command,
         )
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -363,6 +366,15 @@ class MqttPublisher:
                     log.exception("outbox drain step failed")
                     self._set_error(f"drain: {type(exc).__name__}")
                     self._stop_event.wait(1.0)
+            # A clean stop ends with a final status, so the retained message shows the
+            # totals this run counted (not those of its last periodic status).
+            if self.connected:
+                if reader is None:
+                    reader = OutboxReader(self._db_path)
+                self._take_acks(reader)
+                self._publish_status(reader)
+        except Exception:  # loop boundary: a failed last status must not block the stop
+            log.exception("final status not published")
         finally:
             if reader is not None:
                 reader.close()
@@ -442,11 +454,12 @@ class MqttPublisher:
         stats = self.stats()
         now = self._wall_clock()
         day = now.astimezone(self._tz).date().isoformat()
+        store_id, seq, totals = reader.count_snapshot()
         info = StatusInfo(
             device_id=self._device_id,
             version=kiosk.__version__,
             uptime_s=self._clock() - self._started_at,
-            totals=reader.totals(),
+            totals=totals,
             pending=reader.pending_count(),
             published=stats.published,
             acked=stats.acked,
@@ -456,6 +469,9 @@ class MqttPublisher:
             today=reader.day_totals(day),
             gate=ask_provider(self._status_provider),
             refused=self._refusals.totals(),
+            store_id=store_id,
+            seq=seq,
+            timezone=str(getattr(self._tz, "key", "UTC")),
         )
         self._link.publish(self.status_topic, status_payload(info, now), 1, True)
 
