@@ -100,12 +100,30 @@ class _BoundedClient(mqtt.Client):
         self._kiosk_max_packet = max_packet
         self._kiosk_on_oversize = on_oversize
         self._kiosk_on_connect_error = on_connect_error
+        self._kiosk_hostile = False  # the link that just ended sent hostile input
+        self._kiosk_backoff: int | None = None
+
+    def mark_hostile(self) -> None:
+        """The current link sent hostile input: do not reconnect at once."""
+        self._kiosk_hostile = True
+
+    def _reconnect_wait(self) -> None:
+        # paho resets its back-off on every accepted CONNACK, so a broker that accepts
+        # and then sends garbage would be retried every second forever. After such a
+        # link the back-off goes on doubling (1 s .. 60 s) from where it stood.
+        hostile, self._kiosk_hostile = self._kiosk_hostile, False
+        if hostile:
+            with self._reconnect_delay_mutex:
+                self._reconnect_delay = self._kiosk_backoff
+        super()._reconnect_wait()
+        self._kiosk_backoff = self._reconnect_delay if hostile else None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         packet = self._in_packet
         if packet["have_remaining"]:
             total = 1 + len(packet["remaining_count"]) + packet["remaining_length"]
             if total > self._kiosk_max_packet:
+                self._kiosk_hostile = True
                 self._kiosk_on_oversize(total)
                 raise ConnectionAbortedError(errno.EMSGSIZE, "inbound MQTT packet too large")
         return super()._sock_recv(bufsize)
@@ -444,6 +462,8 @@ class MqttLink:
             self._on_error(f"{where}: {reason_code}")
             if reason_code.value in _PROTOCOL_ERRORS:
                 self._refusals.note("mqtt", "protocol_error")
+                if isinstance(client, _BoundedClient):
+                    client.mark_hostile()
             log.warning("MQTT link ended (%s: %s); counts stay queued", where, reason_code)
         self._wake()
 

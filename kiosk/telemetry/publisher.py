@@ -447,6 +447,8 @@ class MqttPublisher:
                 reason=report.reason,
             )
             self._link.publish(f"{self._root}/events", payload, 1, False)
+            with self._cond:
+                self._dirty = True  # the status counters follow within status_min_interval_s
 
     def _publish_status(self, reader: OutboxReader) -> None:
         stats = self.stats()
