@@ -39,10 +39,12 @@ from kiosk.gate import (
     PassbackGuard,
     make_pin_factory,
 )
+from kiosk.inputs import CameraInput, KeypadInput
 from kiosk.nik import NikEntry, build_nik_verifier
-from kiosk.nik.devices import open_key_source
-from kiosk.nik.worker import KdfWorker
-from kiosk.scanloop import CredentialVerifier, ScanLoop
+from kiosk.nik.devices import KeySource, open_key_source
+from kiosk.nik.worker import KdfWorker, NikCheck, StagedNikVerifier
+from kiosk.scanloop import CredentialVerifier, ScanLoop, Turn
+from kiosk.service import Heartbeat
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
 from kiosk.verify.factory import open_trust_watcher, open_trusted_clock, open_verifier
@@ -77,17 +79,20 @@ def build_app(
     monotonic: Callable[[], float] = time.monotonic,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     nik_verifier: CredentialVerifier | None = None,
+    keys: KeySource | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> Iterator[GateApp]:
     """Build every part from ``config``, yield the app, and close all parts on exit.
 
     Parts can be passed in (a frame source, a pin factory, the QR and NIK
-    verifiers) so that
+    verifiers, the KTP key source instead of ``nik.input``'s) so that
     simulation and tests run the same wiring as the device; ``monotonic`` is
     the gate's clock (the simulator passes a virtual one) and ``on_event``
     receives every gate event (relay, led, buzzer, passage, screen, count ...).
     On exit the relay and LEDs return to their safe state first, then the
     outbox is drained for at most ``mqtt.drain_timeout_s`` and the publisher
-    stopped.
+    stopped. ``heartbeat`` (systemd READY/WATCHDOG, :mod:`kiosk.service`) is fed
+    by the scan loop once per turn.
     """
     with contextlib.ExitStack() as stack:
         config.device.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,14 +124,15 @@ def build_app(
         else:
             trusted = -1
         store = stack.enter_context(open_count_store(config))
-        keys = open_key_source(
-            config.nik.input,
-            keypad_device=config.nik.keypad_device,
-            serial_port=config.nik.serial_port,
-            serial_baud=config.nik.serial_baud,
-            serial_pattern=config.nik.serial_pattern,
-            serial_terminator=config.nik.serial_terminator,
-        )
+        if keys is None:
+            keys = open_key_source(
+                config.nik.input,
+                keypad_device=config.nik.keypad_device,
+                serial_port=config.nik.serial_port,
+                serial_baud=config.nik.serial_baud,
+                serial_pattern=config.nik.serial_pattern,
+                serial_terminator=config.nik.serial_terminator,
+            )
         if keys is not None:
             stack.callback(keys.close)
         if nik_verifier is None and config.nik.mode != "off":
@@ -162,31 +168,46 @@ def build_app(
         driver = GateDriver(
             GateMachine(MachineConfig.from_gate(config.gate)), outputs, inputs, passback
         )
+        nik_check = None
+        if nik_worker is not None and isinstance(nik_verifier, StagedNikVerifier):
+            # Typed NIKs are checked in the background when the verifier can be split.
+            nik_check = NikCheck(nik_verifier, nik_worker)
         loop = ScanLoop(
-            source=source,
             decoder=decoder,
             repeat=RepeatFilter(config.decoder.rearm_s),
             verifier=verifier,
-            outputs=outputs,
+            driver=driver,
             screen=screen,
             store=store,
             publisher=publisher,
-            result_hold_s=config.gate.result_hold_s,
             wall_clock=wall_clock,
             monotonic=monotonic,
-            on_decision=on_decision,
-            driver=driver,
-            on_event=on_event,
             nik_verifier=nik_verifier,
-            keys=keys,
-            entry=NikEntry(timeout_s=config.nik.entry_timeout_s),
-            nik_worker=nik_worker,
+            nik_check=nik_check,
+            on_decision=on_decision,
+            on_event=on_event,
         )
+        if heartbeat is not None:
+            loop.on_turn = _feed(heartbeat, loop)
+        loop.add_input(CameraInput(source))
+        if keys is not None:
+            entry = NikEntry(timeout_s=config.nik.entry_timeout_s)
+            loop.add_input(KeypadInput(keys, entry, paused=lambda: loop.nik_checking))
         status_sources.add(_loop_status(loop, decoder.name, monotonic))
         if publisher is not None:
             publisher.start()  # every status source exists now; connecting never blocks
         log.info("decoder: %s", decoder.name)
         yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
+
+
+def _feed(heartbeat: Heartbeat, loop: ScanLoop) -> Callable[[Turn], None]:
+    """The loop's per-turn hook that feeds the systemd watchdog (kiosk.service)."""
+
+    def on_turn(turn: Turn) -> None:
+        heartbeat.status(f"gate {loop.driver.machine.mode}")
+        heartbeat.turn(turn.progress, fault=turn.camera_silent)
+
+    return on_turn
 
 
 def _loop_status(

@@ -102,8 +102,16 @@ def _run(args: argparse.Namespace) -> int:
     # loop, so the relay goes to its safe state and the outbox drains.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with build_app(config) as app:
-        app.loop.run(stop)
+    from kiosk.service import Heartbeat, Notifier
+
+    # systemd (Type=notify): READY after the first loop turn, WATCHDOG while it makes progress.
+    with Notifier.from_env() as notifier:
+        heartbeat = Heartbeat(notifier)
+        with build_app(config, heartbeat=heartbeat) as app:
+            try:
+                app.loop.run(stop)
+            finally:
+                heartbeat.stopping()  # before the wind-down: relay safe, outbox drains
     return 0
 
 

@@ -83,8 +83,10 @@ class Decision:
         holder_masked: the holder's name already masked for display, or None.
         detail: a short technical explanation for logs; never contains personal data.
         credential_id: a stable identifier of the credential set by the verifier on
-            allow (the COSE signature bytes for HC1), used by the gate's
-            anti-passback only through a keyed hash; never logged, never stored.
+            allow (:mod:`kiosk.verify.identity`: issuing country and UVCI for
+            HC1, the KDF entry for a NIK -- never bytes a copy could change),
+            used by the gate's anti-passback only through a keyed hash; never
+            logged, never stored.
     """
 
     allowed: bool

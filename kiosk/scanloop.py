@@ -1,9 +1,10 @@
 """The scan loop: frame → QR decode → one scan per code → verify → gate → screen → counts.
 
-Owned by the main thread (see docs/architecture.md). It owns the frame source,
-the decoder, the verifiers, the gate (state machine, outputs, sampled inputs,
-anti-passback store), the screen and the count store's writer; relay pulses
-are timed by the state machine per loop turn. Built by :func:`kiosk.app.build_app`.
+Owned by the main thread (see docs/architecture.md). It owns its inputs (the
+camera, the KTP keypad: :mod:`kiosk.inputs`), the decoder, the verifiers, the
+gate (state machine, outputs, sampled inputs, anti-passback store), the screen
+and the count store's writer; relay pulses are timed by the state machine per
+loop turn. Built by :func:`kiosk.app.build_app`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from kiosk.camera import FrameSource
 from kiosk.decision import Decision, InputKind, Reason
 from kiosk.decode import Decoder, RepeatFilter
 from kiosk.display import NullScreen, Screen
@@ -29,13 +29,11 @@ from kiosk.display.views import (
     status_from_health,
     view_for,
 )
-from kiosk.errors import CameraTimeout
-from kiosk.gate import GateDriver, GateMachine, GateOutputs, MachineConfig, Mode
-from kiosk.nik.devices import KeySource
-from kiosk.nik.entry import EntryState, NikEntry
+from kiosk.gate import GateDriver, Mode
+from kiosk.inputs import CameraSilent, Event, FrameSeen, Input, NikAbandoned, NikPrompt, NikTyped
 from kiosk.nik.manual import outcome_of
 from kiosk.nik.verifier import is_pending
-from kiosk.nik.worker import CHECK_TIMEOUT_S, KdfWorker, NikCheck, StagedNikVerifier
+from kiosk.nik.worker import NikCheck
 from kiosk.telemetry import CountStore, MqttPublisher
 
 _T = TypeVar("_T")
@@ -64,10 +62,22 @@ class LoopStats:
 
 # Consecutive camera timeouts before the screen says "scanner out of order".
 SCANNER_FAULT_AFTER = 3
-# Key presses handled per loop turn at most (a serial reader delivers 17 at once).
-MAX_KEYS_PER_TURN = 64
+# Events taken from one input per loop turn at most (a serial reader's 16 digits + ENTER fit).
+MAX_EVENTS_PER_TURN = 64
 # How often the verifier's health (trust list age, clock) is asked, in seconds.
 HEALTH_EVERY_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What one loop turn did, for the per-turn hook (e.g. a systemd watchdog).
+
+    ``progress``: a frame arrived and was processed; ``camera_silent``: the
+    camera delivered nothing in time this turn.
+    """
+
+    progress: bool
+    camera_silent: bool
 
 
 class ScanLoop:
@@ -81,57 +91,41 @@ class ScanLoop:
     crash never leaves the turnstile released. The loop does not sleep: the
     frame source paces it. Clocks are injected; the simulator passes a virtual one.
 
-    Args (beyond the parts): ``result_hold_s`` is used only without a ``driver``
-    (the gate: machine + outputs + inputs + anti-passback); ``wall_clock`` (aware
-    UTC: counts, anti-passback) and ``monotonic`` (seconds: pulses, timeouts,
-    debouncing) are the clocks; ``nik_verifier`` decides typed NIKs (None: deny
-    NIK_DISABLED); ``on_decision`` gets every final decision; ``on_event`` gets
-    ``(event, fields)`` for decisions, screens, counts and gate events (fields
-    never hold a name, NIK or payload); ``keys`` is the KTP keypad or reader,
-    read without blocking each turn into the ``entry`` editor; ``nik_worker``
-    (with a verifier that has ``begin``/``finish``) derives the status-list key
-    of a typed NIK off this thread so frames and gate inputs keep flowing, and
-    ``nik_timeout_s`` bounds how long a typed NIK may wait for it.
+    What arrives from outside comes through :meth:`add_input` (the camera, the
+    KTP keypad, ...; see :mod:`kiosk.inputs`). Args (beyond the parts): ``driver``
+    is the gate (machine + outputs + inputs + anti-passback); ``wall_clock``
+    (aware UTC: counts, anti-passback) and ``monotonic`` (seconds: pulses,
+    timeouts, debouncing) are the clocks; ``nik_verifier`` decides typed NIKs
+    (None: deny NIK_DISABLED); ``nik_check`` (when given) derives a typed NIK's
+    status-list key off this thread so frames and gate inputs keep flowing;
+    ``on_decision`` gets every final decision; ``on_event`` gets ``(event,
+    fields)`` for decisions, screens, counts and gate events (fields never hold
+    a name, NIK or payload); ``on_turn`` is called once at the end of every
+    turn of :meth:`step` with a :class:`Turn`.
     """
 
     def __init__(
         self,
         *,
-        source: FrameSource,
         decoder: Decoder,
         repeat: RepeatFilter,
         verifier: CredentialVerifier,
-        outputs: GateOutputs,
+        driver: GateDriver,
         screen: Screen | NullScreen,
         store: CountStore,
-        publisher: MqttPublisher | None,
-        result_hold_s: float,
+        publisher: MqttPublisher | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
-        on_decision: Callable[[Decision], None] | None = None,
-        driver: GateDriver | None = None,
         nik_verifier: CredentialVerifier | None = None,
+        nik_check: NikCheck | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
-        keys: KeySource | None = None,
-        entry: NikEntry | None = None,
-        nik_worker: KdfWorker | None = None,
-        nik_timeout_s: float = CHECK_TIMEOUT_S,
+        on_turn: Callable[[Turn], None] | None = None,
     ) -> None:
-        self._source = source
         self._decoder = decoder
         self._repeat = repeat
         self._verifier = verifier
         self._nik_verifier = nik_verifier
-        self._keys = keys
-        self._entry = entry if entry is not None else NikEntry()
-        self._nik_worker = nik_worker
-        # Typed NIKs are checked in the background when the verifier can be split.
-        self._nik_check = (
-            NikCheck(nik_verifier, nik_worker, nik_timeout_s)
-            if nik_worker is not None and isinstance(nik_verifier, StagedNikVerifier)
-            else None
-        )
-        self._outputs = outputs
         self._screen = screen
         self._store = store
         self._publisher = publisher
@@ -139,15 +133,32 @@ class ScanLoop:
         self._monotonic = monotonic
         self._on_decision = on_decision
         self._emit = on_event or (lambda event, fields: None)
-        self.driver = driver or GateDriver(
-            GateMachine(MachineConfig(result_hold_s=result_hold_s)), outputs
-        )
+        self.on_turn = on_turn
+        self.driver = driver
         if on_event is not None or publisher is not None:
             self.driver.on_event = self._driver_event
+        # Public for status and tests: the background NIK check, when there is one.
+        self.nik_check = nik_check
+        self._pacers: list[Input] = []  # polled once at the start of a turn (the camera)
+        self._inputs: list[Input] = []  # drained each tick (keypad, ...)
         self._status = DeviceStatus()
         self._health_at: float | None = None
         self._timeouts_in_row = 0
         self.stats = LoopStats()
+
+    def add_input(self, source: Input) -> None:
+        """Take events from ``source`` from now on (see :mod:`kiosk.inputs`).
+
+        An input that ``waits`` (the camera) is asked once at the start of each
+        :meth:`step` and paces the loop; any other is drained by every
+        :meth:`tick`, in the order added.
+        """
+        (self._pacers if source.waits else self._inputs).append(source)
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        """Every input taken so far, pacing ones first."""
+        return (*self._pacers, *self._inputs)
 
     def run(self, stop: threading.Event) -> None:
         """Process frames until ``stop`` is set, the window is closed or the source ends."""
@@ -166,21 +177,26 @@ class ScanLoop:
         self._guarded(lambda: self._count_events(self.driver.start(self._monotonic())))
 
     def step(self) -> bool:
-        """Process one frame. Returns False when the frame source has ended."""
-        try:
-            frame = self._source.read()
-        except CameraTimeout:
+        """One turn: wait for the camera, tick the gate, process the frame.
+
+        Returns False when the frame source has ended (or there is none).
+        """
+        arrived = [pacer.poll(self._monotonic()) for pacer in self._pacers]
+        silent = any(isinstance(event, CameraSilent) for event in arrived)
+        if silent:
             self.stats.camera_timeouts += 1
             self._timeouts_in_row += 1
             log.warning("camera delivered no frame in time (%d so far)", self.stats.camera_timeouts)
-            self.tick()
-            return True
-        self._timeouts_in_row = 0
+        elif any(isinstance(event, FrameSeen) for event in arrived):
+            self._timeouts_in_row = 0
         self.tick()
-        if frame is None:
-            return False
-        self.process_frame(frame.gray, frame.timestamp)
-        return True
+        frames = [event for event in arrived if isinstance(event, FrameSeen)]
+        for frame in frames:
+            self.process_frame(frame.gray, frame.timestamp)
+        # The one place per turn for a hook (watchdog heartbeat, turn statistics).
+        if self.on_turn is not None:
+            self.on_turn(Turn(progress=bool(frames), camera_silent=silent))
+        return silent or bool(frames)
 
     def process_frame(self, gray: Any, timestamp: float) -> list[Decision]:
         """Decode one grey image; decide on each code newly in view. Returns the decisions."""
@@ -207,7 +223,7 @@ class ScanLoop:
             shown = self._show()
             if self.nik_checking and shown == "idle":
                 self._show_checking()  # an earlier result ended; this NIK is still checked
-            self._read_keys(now)  # after the gate's own screen, so the prompt stays up
+            self._drain_inputs(now)  # after the gate's own screen, so the prompt stays up
 
         self._guarded(work)
 
@@ -244,50 +260,44 @@ class ScanLoop:
         """
         manual = self._manual()
         times = [self.driver.next_deadline(after), manual.deadline() if manual else None]
-        if self._nik_check is not None:
-            times.append(self._nik_check.deadline())
+        if self.nik_check is not None:
+            times.append(self.nik_check.deadline())
         due = [t for t in times if t is not None and t > after]
         return min(due) if due else None
 
     @property
     def nik_checking(self) -> bool:
         """True while a typed NIK waits for its key derivation on the worker."""
-        return self._nik_check is not None and self._nik_check.pending
+        return self.nik_check is not None and self.nik_check.pending
 
-    def _read_keys(self, now: float) -> None:
-        """Feed pending key presses into the NIK editor; submit on ENTER, prompt while typing.
+    def _drain_inputs(self, now: float) -> None:
+        """Handle what every non-waiting input reports now (bounded per input and turn)."""
+        for source in self._inputs:
+            for _ in range(MAX_EVENTS_PER_TURN):
+                event = source.poll(now)
+                if event is None:
+                    break
+                self._handle(event, now)
 
-        While a typed NIK is being checked in the background, keys are not read:
-        they wait in the input device's own buffer (as they did while the check
-        blocked the loop) and are handled once the decision is out, so a second
-        ENTER is never submitted alongside the first and never lost.
-        """
-        if self._keys is None or self.nik_checking:
-            return
-        was = self._entry.state
-        for _ in range(MAX_KEYS_PER_TURN):
-            key = self._keys.read_key(0.0)
-            if key is None:
-                break
-            nik = self._entry.press(key, now)
-            if nik is not None:
-                if self._enter_nik(nik, now):
-                    break  # checking in the background: the rest waits (see above)
-            elif self._entry.state is EntryState.TYPING:
-                self._screen.show_view(nik_prompt_view(self._entry.masked()))
-                self._emit("screen", {"screen": "nik_prompt"})
-        state = self._entry.poll(now)
-        if was is EntryState.TYPING and state in (EntryState.TIMED_OUT, EntryState.CANCELLED):
-            # A walked-away or cancelled entry must not stay on screen.
+    def _handle(self, event: Event, now: float) -> None:
+        """Act on one input event (frames are handled by :meth:`step`)."""
+        if isinstance(event, NikTyped):
+            self._enter_nik(event.nik, now)
+        elif isinstance(event, NikPrompt):
+            self._screen.show_view(nik_prompt_view(event.masked))
+            self._emit("screen", {"screen": "nik_prompt"})
+        elif isinstance(event, NikAbandoned):
             self._screen.show_view(view_for("idle", None, self._status))
             self._emit("screen", {"screen": "idle"})
+        elif isinstance(event, FrameSeen):
+            self.process_frame(event.gray, event.timestamp)
 
     def _enter_nik(self, nik: str, now: float) -> bool:
         """Act on a typed NIK; True when its key derivation now runs in the background."""
-        if self._nik_check is None:
+        if self.nik_check is None:
             self.decide_nik(nik)
             return False
-        decision = self._nik_check.start(nik, now)
+        decision = self.nik_check.start(nik, now)
         if decision is not None:
             self._act(decision, final=not is_pending(decision))
             return False
@@ -297,7 +307,7 @@ class ScanLoop:
 
     def _finish_nik(self, now: float) -> None:
         """Act on the background NIK check's decision once there is one."""
-        decision = self._nik_check.poll(now) if self._nik_check is not None else None
+        decision = self.nik_check.poll(now) if self.nik_check is not None else None
         if decision is not None:
             self._act(decision, final=not is_pending(decision))
 

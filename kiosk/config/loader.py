@@ -10,6 +10,7 @@ so a config works wherever the process is started.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
@@ -18,8 +19,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kiosk.config.ids import quote
 from kiosk.config.schema import KioskConfig
 from kiosk.errors import ConfigError
+
+MAX_CONFIG_BYTES = 256 * 1024
+"""A config file larger than this is refused unread (the shipped one is about 12 KiB)."""
+MAX_STRING_CHARS = 1024
+"""Longest string setting; longer is a mistake or an attack, not a setting."""
+# Control and format characters (NUL, escapes, bidi overrides) and Unicode line and
+# paragraph separators are never meaningful in a setting and can hide text in a log.
+_BAD_CHAR = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
@@ -42,20 +54,40 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     if path is not None:
         source = str(path)
         base_dir = path.resolve().parent
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+        text = _read_bounded(path, source)
         try:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except RecursionError:
+            # tomllib parses nested arrays and inline tables recursively; the schema
+            # has no nesting below a table, so depth is only ever an attack.
+            raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
+        except ValueError:
+            # int() of a literal longer than Python's 4,300-digit limit escapes tomllib.
+            raise ConfigError(f"{source}: not valid TOML: a number is too long") from None
     locator = _Locator(source, text)
     for dotted, value in (overrides or {}).items():
         _apply_override(raw, dotted, value, source)
     config = _build(KioskConfig, raw, "", locator, base_dir)
     _check_cross_fields(config, locator)
     return config
+
+
+def _read_bounded(path: Path, source: str) -> str:
+    """The file's text, at most :data:`MAX_CONFIG_BYTES`, decoded as UTF-8."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes: not a config file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{source}:{line}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _apply_override(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
@@ -75,7 +107,8 @@ class _Locator:
         self.source = source
         self._lines: dict[str, int] = {}
         table = ""
-        for number, line in enumerate(text.splitlines(), start=1):
+        # TOML lines end at "\n" only (splitlines() would also split at U+2028 etc.).
+        for number, line in enumerate(text.split("\n"), start=1):
             if header := _HEADER.match(line):
                 table = header.group(1)
                 self._lines.setdefault(table, number)
@@ -102,7 +135,8 @@ def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) 
     hints = typing.get_type_hints(cls)
     for key in raw:
         if key not in fields:
-            dotted = f"{prefix}.{key}" if prefix else key
+            shown = key if len(key) <= 64 and not _BAD_CHAR.search(key) else quote(key)
+            dotted = f"{prefix}.{shown}" if prefix else shown
             known = ", ".join(sorted(fields))
             raise locator.error(dotted, f"unknown key (known keys: {known})")
     values: dict[str, Any] = {}
@@ -145,18 +179,33 @@ def _coerce(
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise locator.error(key, f"expected a number, got {_type_name(value)}")
+        if not math.isfinite(value):
+            # nan compares false with every bound, so it would pass any range check
+            # (nan as a rate or window switches the limit off); inf is never meant.
+            raise locator.error(key, f"expected a finite number, got {value}")
         _check_range(value, meta, key, locator)
         return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise locator.error(key, f"expected a string, got {_type_name(value)}")
+        if len(value) > MAX_STRING_CHARS:
+            raise locator.error(key, f"longer than {MAX_STRING_CHARS} characters")
+        if bad := _BAD_CHAR.search(value):
+            raise locator.error(
+                key, f"control or separator character U+{ord(bad.group()):04X} not allowed"
+            )
         choices = meta.get("choices")
         if choices and value not in choices:
-            raise locator.error(key, f"{value!r} is not one of: {', '.join(choices)}")
+            raise locator.error(key, f"{quote(value)} is not one of: {', '.join(choices)}")
+        check = meta.get("check")
+        if check is not None and (problem := check(value)):
+            raise locator.error(key, problem)
         return value
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise locator.error(key, f"expected a path string, got {_type_name(value)}")
+        if len(value) > MAX_STRING_CHARS or "\x00" in value:
+            raise locator.error(key, f"not a usable path: {quote(value)}")
         path = Path(value).expanduser()
         return path if path.is_absolute() else base_dir / path
     raise TypeError(f"unsupported config type {hint!r} for {key}")  # a schema bug, not user error
@@ -164,10 +213,13 @@ def _coerce(
 
 def _check_range(value: float, meta: Mapping[str, Any], key: str, locator: _Locator) -> None:
     low, high = meta.get("min"), meta.get("max")
+    shown = str(value)
+    if len(shown) > 40:
+        shown = f"{shown[:20]}… ({len(shown)} digits)"
     if low is not None and value < low:
-        raise locator.error(key, f"{value} is below the minimum {low}")
+        raise locator.error(key, f"{shown} is below the minimum {low}")
     if high is not None and value > high:
-        raise locator.error(key, f"{value} is above the maximum {high}")
+        raise locator.error(key, f"{shown} is above the maximum {high}")
 
 
 def _check_cross_fields(config: KioskConfig, locator: _Locator) -> None:
@@ -188,12 +240,6 @@ def _check_cross_fields(config: KioskConfig, locator: _Locator) -> None:
         if pin in seen:
             raise locator.error(key, f"pin {pin} is already used by {seen[pin]}")
         seen[pin] = key
-    for name in ("site", "gate"):
-        value = getattr(config.device, name)
-        if not value or any(c in value for c in "/#+ \t\n"):
-            raise locator.error(
-                f"device.{name}", f"{value!r} must be non-empty without '/', '#', '+' or spaces"
-            )
 
 
 def _type_name(value: Any) -> str:

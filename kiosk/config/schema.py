@@ -7,10 +7,14 @@ Defaults here are the documented defaults of ``config/kiosk.toml``.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kiosk.config.ids import id_problem, quote
+from kiosk.config.topics import fill_topic_root, topic_prefix_problem, topic_root_problem
 from kiosk.errors import ConfigError
 
 # Hard safety limit for a relay pulse: a turnstile solenoid held longer than this
@@ -28,17 +32,52 @@ def setting(
     min: float | None = None,
     max: float | None = None,
     choices: tuple[str, ...] | None = None,
+    check: Callable[[str], str | None] | None = None,
 ) -> Any:
-    """Declare a config field with its default, documentation and bounds."""
-    return field(default=default, metadata={"doc": doc, "min": min, "max": max, "choices": choices})
+    """Declare a config field with its default, documentation and bounds.
+
+    ``check`` (string settings) returns why a value is unusable, or None.
+    """
+    return field(
+        default=default,
+        metadata={"doc": doc, "min": min, "max": max, "choices": choices, "check": check},
+    )
+
+
+def data_file_problem(name: str) -> str | None:
+    """Why ``name`` is not a relative file name that stays inside ``device.data_dir``."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or "\\" in name:
+        return f"{quote(name)} must be a file name inside device.data_dir, not an absolute path"
+    if any(part == ".." for part in path.parts) or not path.parts or name.endswith("/"):
+        return f"{quote(name)} must be a file name inside device.data_dir (no '..')"
+    return None
+
+
+SERIAL_PATTERN_MAX = 256
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable regular expression, or None."""
+    if len(pattern) > SERIAL_PATTERN_MAX:
+        return f"longer than {SERIAL_PATTERN_MAX} characters"
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"not a regular expression: {quote(str(exc), 80)}"
+    return None
 
 
 @dataclass(frozen=True)
 class DeviceConfig:
     """Identity of this gate and where it keeps its state."""
 
-    site: str = setting("demo-site", doc="Site identifier, used in MQTT topics.")
-    gate: str = setting("gate-01", doc="Gate identifier, unique within the site.")
+    site: str = setting(
+        "demo-site", doc="Site identifier, used in MQTT topics.", check=id_problem
+    )
+    gate: str = setting(
+        "gate-01", doc="Gate identifier, unique within the site.", check=id_problem
+    )
     data_dir: Path = setting(
         Path("/var/lib/kiosk"), doc="Folder for the count database and runtime state."
     )
@@ -52,7 +91,8 @@ class DeviceConfig:
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"device.timezone: unknown time zone {self.timezone!r}") from None
+            zone = quote(self.timezone)
+            raise ConfigError(f"device.timezone: unknown time zone {zone}") from None
 
     @property
     def device_id(self) -> str:
@@ -117,7 +157,9 @@ class VerifyConfig:
         doc="Dev mode: folder of trusted signer certificates (PEM or DER), unsigned.",
     )
     bundle_file: str = setting(
-        "trust-bundle.cose", doc="Installed signed trust bundle, inside device.data_dir."
+        "trust-bundle.cose",
+        doc="Installed signed trust bundle, inside device.data_dir.",
+        check=data_file_problem,
     )
     authority_keys: Path = setting(
         Path("/etc/kiosk/authority"),
@@ -155,7 +197,9 @@ class ClockConfig:
         choices=("adjtimex", "timesyncd", "none"),
     )
     state_file: str = setting(
-        "clock.json", doc="High-water mark of trusted time, inside device.data_dir."
+        "clock.json",
+        doc="High-water mark of trusted time, inside device.data_dir.",
+        check=data_file_problem,
     )
     persist_interval_s: float = setting(
         300.0, doc="Write the high-water mark at most this often.", min=10, max=86400
@@ -284,7 +328,9 @@ class DisplayConfig:
 class CountsConfig:
     """Local, durable counters."""
 
-    db_file: str = setting("counts.sqlite", doc="SQLite file name inside device.data_dir.")
+    db_file: str = setting(
+        "counts.sqlite", doc="SQLite file name inside device.data_dir.", check=data_file_problem
+    )
     bucket_s: int = setting(
         60, doc="Time-series interval of counts messages, seconds.", min=10, max=3600
     )
@@ -307,7 +353,9 @@ class MqttConfig:
     host: str = setting("127.0.0.1", doc="Broker host name or address.")
     port: int = setting(1883, doc="Broker TCP port.", min=1, max=65535)
     topic_root: str = setting(
-        "kiosk/{site}/{gate}", doc="Topic prefix; {site} and {gate} are filled in."
+        "kiosk/{site}/{gate}",
+        doc="Topic prefix; {site} and {gate} are filled in (each once, as a whole level).",
+        check=topic_root_problem,
     )
     keepalive_s: int = setting(30, doc="MQTT keepalive.", min=5, max=3600)
     drain_timeout_s: float = setting(
@@ -322,7 +370,9 @@ class MqttConfig:
     username: str = setting("", doc="MQTT user name; empty = none.")
     password_file: Path | None = setting(None, doc="File holding the MQTT password.")
     discovery: bool = setting(True, doc="Announce the gate to Home Assistant (MQTT discovery).")
-    discovery_prefix: str = setting("homeassistant", doc="Home Assistant discovery prefix.")
+    discovery_prefix: str = setting(
+        "homeassistant", doc="Home Assistant discovery prefix.", check=topic_prefix_problem
+    )
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -390,6 +440,7 @@ class NikConfig:
     serial_pattern: str = setting(
         r"(?<![0-9])([0-9]{16})(?![0-9])",
         doc="serial: regular expression whose first group is the NIK in a line.",
+        check=regex_problem,
     )
     serial_terminator: str = setting(
         "lf", doc="serial: line terminator: lf, cr or crlf.", choices=("lf", "cr", "crlf")
@@ -421,5 +472,4 @@ class KioskConfig:
     @property
     def mqtt_topic_root(self) -> str:
         """The topic prefix with site and gate filled in, without a trailing slash."""
-        root = self.mqtt.topic_root.format(site=self.device.site, gate=self.device.gate)
-        return root.rstrip("/")
+        return fill_topic_root(self.mqtt.topic_root, self.device.site, self.device.gate)

@@ -12,6 +12,7 @@ States (see :attr:`GateMachine.phase`)::
     idle ──scan──► verifying ──allow──► open (grant waits for a passage) ──► idle
                         └──deny──► denied (result shown for result_hold_s) ──► idle
     any ──fire alarm──► emergency (relay held, free passage) ──alarm clears──► idle
+    any ──remote emergency-on──► emergency ──emergency-off (and no fire alarm)──► idle
 
 Timing is per tick: :meth:`GateMachine.tick` switches the relay off once the
 pulse (or hold) has run out, so the pulse ends at the first tick at or after
@@ -126,6 +127,11 @@ class GateMachine:
         self._arm_due: float | None = None
         self._arm_fault = False
         self._emergency = False
+        # Two independent sources: the wired fire alarm and an operator's signed
+        # command. The gate stays open while either holds, so an operator can
+        # never close a gate the fire panel holds open.
+        self._fire_alarm = False
+        self._remote_emergency = False
         self._verifying = False
         self._scanner_fault = False
         self._degraded = False
@@ -247,6 +253,33 @@ class GateMachine:
 
     def on_fire_alarm(self, active: bool, now: float) -> None:
         """Enter (``active``) or leave emergency; only the input clearing ends it."""
+        self._fire_alarm = active
+        self._apply_emergency(now)
+
+    def set_remote_emergency(self, active: bool, now: float) -> None:
+        """An operator's signed ``emergency-on``/``-off``: the gate's second emergency source.
+
+        Releasing it ends the emergency only if the fire alarm input is clear.
+        """
+        self._remote_emergency = active
+        self._apply_emergency(now)
+
+    def on_remote_open(self, now: float) -> bool:
+        """An operator's signed ``open-once``: one grant, as for an allowed credential.
+
+        Returns False in emergency, where the gate is already open. The passage
+        that follows is counted as an entry; the grant itself as ``remote_open``.
+        """
+        if self._emergency:
+            return False
+        self._grants.append(_Grant(now + self._cfg.passage_timeout_s, None))
+        self._relay_on(now)
+        self._set(green=True, red=False)
+        self._effect("count", "remote_open")
+        return True
+
+    def _apply_emergency(self, now: float) -> None:
+        active = self._fire_alarm or self._remote_emergency
         if active == self._emergency:
             return
         self._emergency = active
@@ -256,17 +289,18 @@ class GateMachine:
             self._grants.clear()
             self._result_until = self._tailgate_until = self._arm_due = None
             self._verifying = False
-            self._relay_until = None  # held: no pulse end while the alarm lasts
+            self._relay_until = None  # held: no pulse end while the emergency lasts
             self.outputs = OutputState(relay=True, green=True, red=False, amber=True)
             self.screen = ScreenRequest("emergency")
             self._effect("count", "emergency_open")
             self._effect("beep", "alarm")
-            log.warning("fire alarm: gate held open")
+            log.warning("emergency (%s): gate held open",
+                        "fire alarm" if self._fire_alarm else "remote command")
         else:
             self.outputs = OutputState(amber=self._degraded)
             self.screen = ScreenRequest("scanner_fault" if self._scanner_fault else "idle")
             self._effect("count", "emergency_clear")
-            log.warning("fire alarm cleared: gate back to normal")
+            log.warning("emergency cleared: gate back to normal")
 
     def on_arm_moved(self, now: float) -> None:
         """The arm-position switch closed: the turnstile really turned."""

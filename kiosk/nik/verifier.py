@@ -39,6 +39,7 @@ from kiosk.nik.listfile import StatusList
 from kiosk.nik.manual import ManualCheck
 from kiosk.nik.ratelimit import TokenBucket
 from kiosk.nik.validate import validate_nik
+from kiosk.verify.identity import nik_identity
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ class NikVerifier:
                 input=InputKind.NIK,
                 detail=f"list v{job.version}",
                 # The salted KDF entry, never the NIK: enough for anti-passback.
-                credential_id=b"nik:" + entry,
+                credential_id=nik_identity(entry),
             )
         self.stats.not_listed += 1
         return _deny(Reason.NIK_NOT_LISTED, f"list v{job.version}")

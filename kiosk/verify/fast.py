@@ -31,6 +31,7 @@ from kiosk.verify.cose import (
     split_sign1,
     verify_signature,
 )
+from kiosk.verify.identity import hc1_identity
 from kiosk.verify.material import TrustMaterial
 from kiosk.verify.schema import plain_type
 from kiosk.verify.steps import (
@@ -103,16 +104,17 @@ def straight_allow(text: str, material: TrustMaterial,
     if signer.kid in revocation.kids:
         raise Unusual
     # plain_type guarantees a list of maps, each with a str "ci".
+    uvcis = list(map(_CI, hcert[_GROUP_KEY[cert_type]]))
     if revocation.has_hashes and revocation.revoked_by(
-            signature, signer.algorithm == ALG_ES256, map(_CI, hcert[_GROUP_KEY[cert_type]]),
-            issuer):
+            signature, signer.algorithm == ALG_ES256, uvcis, issuer):
         raise Unusual
     if cert_type is CertType.TEST:
         steps.check_test_result(hcert, cert_type)
     mode = material.mode
     if mode.rules and not mode.accepts_timeless(hcert, cert_type):
         mode.check(hcert, cert_type, datetime.fromtimestamp(now_ts, UTC))
-    return qr_allow(cert_type, holder_masked(hcert), flag, signature)
+    return qr_allow(cert_type, holder_masked(hcert), flag,
+                    hc1_identity(issuer or signer.country, uvcis, payload))
 
 
 def holder_masked(hcert: dict[str, Any]) -> str | None:

@@ -28,6 +28,7 @@ from kiosk.verify.clock import ClockReading, TrustedClock
 from kiosk.verify.cose import CoseSign1, parse_sign1
 from kiosk.verify.fast import holder_masked as _holder
 from kiosk.verify.fast import straight_allow
+from kiosk.verify.identity import hc1_identity
 from kiosk.verify.material import TrustMaterial, VerifierHealth, freshness
 from kiosk.verify.steps import Claims
 from kiosk.verify.trust import Signer, TrustStore
@@ -334,5 +335,16 @@ def _allow(state: _State) -> Decision:
         cert_type=state.cert_type,
         holder_masked=_holder(state.claims.hcert),
         detail=state.flag,
-        credential_id=state.cose.signature if state.cose is not None else None,
+        credential_id=_identity(state),
     )
+
+
+def _identity(state: _State) -> bytes | None:
+    """The anti-passback identity (:mod:`kiosk.verify.identity`) of an allowed certificate."""
+    assert state.claims is not None and state.cert_type is not None
+    if state.cose is None:
+        return None
+    entries = state.claims.hcert.get(state.cert_type.value) or ()
+    uvcis = [str(e.get("ci") or "") for e in entries if isinstance(e, dict)]
+    country = state.claims.issuer or (state.signer.country if state.signer else None)
+    return hc1_identity(country, uvcis, state.cose.payload)

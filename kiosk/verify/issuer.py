@@ -33,6 +33,7 @@ __all__ = [
     "encode_hc1",
     "issue_hc1",
     "make_signer",
+    "malleate_es256",
     "sample_recovery",
     "sample_test",
     "sample_vaccination",
@@ -193,6 +194,33 @@ def tamper_signature(hc1: str) -> str:
         message = message.value
     parts = list(message)
     parts[3] = bytes([parts[3][0] ^ 0x01]) + parts[3][1:]
+    rebuilt: Any = parts
+    for tag in reversed(tags):
+        rebuilt = cbor2.CBORTag(tag, rebuilt)
+    return encode_hc1(cbor2.dumps(rebuilt))
+
+
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def malleate_es256(hc1: str) -> str:
+    """``hc1`` with its ES256 signature ``(r, s)`` replaced by ``(r, n - s)`` (tests, demos).
+
+    Both are valid ECDSA signatures of the same message: anyone holding a
+    certificate can make this copy, so nothing may trust the signature bytes
+    as the certificate's identity (:mod:`kiosk.verify.identity`).
+    """
+    message = cbor2.loads(zlib.decompress(base45.decode(hc1.removeprefix("HC1:"))))
+    tags: list[int] = []
+    while isinstance(message, cbor2.CBORTag):
+        tags.append(message.tag)
+        message = message.value
+    parts = list(message)
+    signature = bytes(parts[3])
+    if len(signature) != 64:
+        raise ValueError("not an ES256 signature")
+    s = int.from_bytes(signature[32:], "big")
+    parts[3] = signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
     rebuilt: Any = parts
     for tag in reversed(tags):
         rebuilt = cbor2.CBORTag(tag, rebuilt)

@@ -198,3 +198,44 @@ def test_section_rules_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value).startswith(f"{path}:3: mqtt.tls_cert: ")
+
+
+def _float_keys() -> list[str]:
+    """Every float setting of the schema, as ``table.key``."""
+    import typing
+
+    keys = []
+    for table in dataclasses.fields(KioskConfig):
+        section = type(getattr(KioskConfig(), table.name))
+        hints = typing.get_type_hints(section)
+        fields = dataclasses.fields(section)
+        keys += [f"{table.name}.{f.name}" for f in fields if hints[f.name] is float]
+    return keys
+
+
+@pytest.mark.parametrize("literal", ["nan", "+nan", "-nan", "inf", "+inf", "-inf"])
+@pytest.mark.parametrize(
+    "key", ["nik.rate_per_minute", "gate.passback_window_s", "gate.passage_timeout_s"]
+)
+def test_non_finite_numbers_are_refused_with_file_line_and_key(
+    tmp_path: Path, key: str, literal: str
+) -> None:
+    # nan passed every range check: it switched the NIK rate limit and anti-passback
+    # off and held a grant open forever in hold mode.
+    table, name = key.split(".")
+    path = write(tmp_path, f"[{table}]\n# note\n{name} = {literal}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:3: {key}: expected a finite number, got ")
+
+
+def test_every_float_setting_refuses_nan(tmp_path: Path) -> None:
+    keys = _float_keys()
+    assert len(keys) >= 10  # the schema has many: this loop must really cover them
+    for key in keys:
+        table, name = key.split(".")
+        path = write(tmp_path, f"[{table}]\n{name} = nan\n")
+        with pytest.raises(ConfigError, match=rf"{path}:2: {key}: expected a finite number"):
+            load_config(path)
+        with pytest.raises(ConfigError, match=rf"{key}: expected a finite number"):
+            load_config(None, {key: float("inf")})

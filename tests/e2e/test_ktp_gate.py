@@ -20,6 +20,7 @@ from gpiozero.pins.mock import MockFactory
 from kiosk.app import build_app
 from kiosk.camera import ArrayFrameSource
 from kiosk.config import load_config
+from kiosk.inputs import KeypadInput
 
 NIK = "3171015008900001"
 CONFIRM_PIN, REFUSE_PIN = 5, 6
@@ -130,17 +131,18 @@ def test_typing_shows_the_masked_prompt_and_a_stale_entry_is_dropped(
         pin_factory=factory,
         monotonic=lambda: now[0],
         on_event=lambda e, f: screens.append(f["screen"]) if e == "screen" else None,
+        keys=Keys(list("3171")),
     ) as app:
-        app.loop._keys = Keys(list("3171"))
+        (keypad,) = [i for i in app.loop.inputs if isinstance(i, KeypadInput)]
         app.loop.start()
         app.loop.tick()
         assert screens[-1] == "nik_prompt"
-        assert app.loop._entry.masked() == "3171"
+        assert keypad.entry.masked() == "3171"
         now[0] += 19.0
         app.loop.tick()
-        assert app.loop._entry.masked() == "3171"
+        assert keypad.entry.masked() == "3171"
         now[0] += 1.0  # the traveller walked away 20 s ago
         app.loop.tick()
         assert screens[-1] == "idle"
-        assert app.loop._entry.length == 0
+        assert keypad.entry.length == 0
         assert app.store.totals().get("input.nik", 0) == 0

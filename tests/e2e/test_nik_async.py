@@ -212,11 +212,11 @@ def run_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             wall_clock=lambda: NOW,
             monotonic=clock,
             on_event=lambda e, f: run.events.append((e, f)),
+            keys=keys,
         )
         app = context.__enter__()
         stack.append(context)
         run = Run(app, keys, clock, factory)
-        app.loop._keys = keys
         app.loop.start()
         return run
 
@@ -345,8 +345,8 @@ def test_no_result_in_time_is_denied_and_the_late_result_dropped(
     assert not loop.nik_checking and run.decisions()[-1]["reason"] == "internal_error"
     # The late result arrives and is dropped: nothing decided or counted twice.
     gated.open.set()
-    worker = loop._nik_worker
-    assert worker is not None
+    assert loop.nik_check is not None
+    worker = loop.nik_check.worker
     run.step_until(lambda: not worker.busy, frames=False)
     assert len(run.decisions()) == 2
     assert run.app.store.totals()["denied.internal_error"] == 2
@@ -365,8 +365,8 @@ def test_a_stopped_worker_denies_at_once(run_gate: Any, gated: Gate) -> None:
     run.keys.type(MEMBER)
     loop.tick()
     assert gated.started.wait(WAIT_S)
-    worker = loop._nik_worker
-    assert worker is not None
+    assert loop.nik_check is not None
+    worker = loop.nik_check.worker
     gated.open.set()  # lets close() join
     worker.close()
     loop.tick()  # poll may still see the result finished before the stop
@@ -381,7 +381,7 @@ def test_leaving_the_app_stops_the_kdf_thread(run_gate: Any, tmp_path: Path) -> 
     before = [t.name for t in threading.enumerate()].count(THREAD_NAME)
     config = _config(tmp_path, FAST_KDF)
     with build_app(config, source=_frames(tmp_path), pin_factory=MockFactory()) as app:
-        assert app.loop._nik_worker is not None
+        assert app.loop.nik_check is not None
         assert [t.name for t in threading.enumerate()].count(THREAD_NAME) == before + 1
     assert [t.name for t in threading.enumerate()].count(THREAD_NAME) == before
 

@@ -182,3 +182,29 @@ def test_exit_button_opens_once_for_someone_leaving() -> None:
     assert m.outputs.relay and m.screen.kind == "idle"  # nothing to tell the queue
     m.on_passage(1.0)
     assert counts(m) == ["exit_request", "exit_passage"]
+
+
+def test_remote_open_grants_one_passage() -> None:
+    m = machine(pulse_s=0.5)
+    assert m.on_remote_open(0.0) is True
+    assert m.outputs.relay and m.outputs.green
+    m.on_passage(1.0)
+    assert counts(m) == ["remote_open", "passage"]
+    m.on_passage(2.0)  # a second person on the same remote open is a tailgater
+    assert counts(m) == ["tailgate"]
+
+
+def test_remote_emergency_and_fire_alarm_are_independent_sources() -> None:
+    m = machine(pulse_s=0.5)
+    m.set_remote_emergency(True, 0.0)
+    assert m.mode is Mode.EMERGENCY and m.outputs.relay
+    assert counts(m) == ["emergency_open"]
+    assert m.on_remote_open(1.0) is False  # already open
+    m.on_fire_alarm(True, 2.0)
+    m.set_remote_emergency(False, 3.0)
+    # The fire panel still holds the gate open: an operator cannot close it.
+    assert m.mode is Mode.EMERGENCY and m.outputs.relay
+    assert counts(m) == []
+    m.on_fire_alarm(False, 4.0)
+    assert m.mode is Mode.NORMAL and not m.outputs.relay
+    assert counts(m) == ["emergency_clear"]

@@ -1,0 +1,202 @@
+"""``kiosk central operator ...`` and ``kiosk central command ...``: signed remote actions.
+
+The authority certifies operator keys (``operator certify``); an operator signs
+and publishes one command per gate with their own key (``command``). The fleet
+service never holds an operator key: issuing stays on the operator's machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.errors import ConfigError
+from kiosk.remote.command import ACTIONS, certify_operator, encode_command, sign_command
+from kiosk.signing import load_private_key, load_public_keys, save_private_key, save_public_key
+
+__all__ = ["command_topic", "publish_command", "register"]
+
+DEFAULT_TOPIC_ROOT = "kiosk/{site}/{gate}"
+
+
+def command_topic(topic_root: str, site: str, gate: str) -> str:
+    """The topic a gate receives its commands on (docs/mqtt.md)."""
+    return topic_root.format(site=site, gate=gate) + "/command"
+
+
+def register(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``operator`` and ``command`` to the ``kiosk central`` subcommands."""
+    operator = central.add_parser("operator", help="operator keys and their certificates")
+    op_sub = operator.add_subparsers(required=True, metavar="OPERATOR_COMMAND")
+
+    keygen = op_sub.add_parser("keygen", help="new operator key pair (private key mode 0600)")
+    keygen.add_argument("--out", type=Path, required=True, help="private key file (PEM)")
+    keygen.set_defaults(handler=_keygen)
+
+    certify = op_sub.add_parser("certify", help="authority: certify an operator's public key")
+    certify.add_argument("--authority-key", type=Path, required=True, help="authority key (PEM)")
+    certify.add_argument("--operator-pub", type=Path, required=True, help="operator public key")
+    certify.add_argument("--name", required=True, help="operator or desk name (≤ 64 chars)")
+    certify.add_argument("--role", required=True, help="role, e.g. supervisor (≤ 64 chars)")
+    certify.add_argument(
+        "--actions", required=True, help=f"comma-separated, of: {', '.join(sorted(ACTIONS))}"
+    )
+    certify.add_argument("--sites", default="*", help="comma-separated site ids, or * (default)")
+    certify.add_argument("--days", type=float, default=30.0, help="validity (default 30)")
+    certify.add_argument("--out", type=Path, required=True, help="certificate file")
+    certify.set_defaults(handler=_certify)
+
+    command = central.add_parser("command", help="sign and publish a command to gates")
+    command.add_argument("action", choices=sorted(ACTIONS))
+    command.add_argument("--site", required=True)
+    command.add_argument("--gate", required=True, action="append", help="repeat for each gate")
+    command.add_argument("--key", type=Path, required=True, help="operator private key (PEM)")
+    command.add_argument("--cert", type=Path, required=True, help="operator certificate")
+    command.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt[s]://HOST:PORT")
+    command.add_argument("--topic-root", default=DEFAULT_TOPIC_ROOT)
+    command.add_argument("--lifetime", type=int, default=60, help="seconds (1-300, default 60)")
+    command.add_argument("--tls-ca", type=Path)
+    command.add_argument("--tls-cert", type=Path)
+    command.add_argument("--tls-key", type=Path)
+    command.add_argument(
+        "--wait", type=float, default=10.0, help="seconds to wait for each outcome (0: none)"
+    )
+    command.set_defaults(handler=_command)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    key = Ed25519PrivateKey.generate()
+    save_private_key(key, args.out)
+    public = args.out.with_suffix(".pub.pem")
+    save_public_key(key.public_key(), public)
+    print(f"private key {args.out} (keep it on this machine), public key {public}")
+    return 0
+
+
+def _certify(args: argparse.Namespace) -> int:
+    authority = load_private_key(args.authority_key)
+    [operator] = load_public_keys(args.operator_pub)
+    now = int(time.time())
+    try:
+        blob = certify_operator(
+            authority,
+            operator,
+            name=args.name,
+            role=args.role,
+            actions=[a.strip() for a in args.actions.split(",") if a.strip()],
+            sites=[s.strip() for s in args.sites.split(",") if s.strip()],
+            not_before=now - 60,
+            not_after=now + int(args.days * 86400),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    args.out.write_bytes(blob)
+    print(f"{args.out}: operator {args.name!r} ({args.role}) for {args.days:g} days")
+    return 0
+
+
+def _broker(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"--broker {url[:80]!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def publish_command(
+    messages: dict[str, bytes],
+    *,
+    broker: str,
+    topic_root: str,
+    site: str,
+    wait_s: float,
+    tls: dict[str, Path | None] | None = None,
+) -> dict[str, str | None]:
+    """Publish one signed message per gate (QoS 1, never retained); collect outcomes.
+
+    Returns gate → the gate's outcome event name (``command.<action>`` or
+    ``command_refused.<reason>``), or None when none arrived within ``wait_s``.
+    """
+    import paho.mqtt.client as mqtt
+
+    host, port, use_tls = _broker(broker)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if use_tls or (tls and tls.get("ca")):
+        client.tls_set(
+            ca_certs=str(tls["ca"]) if tls and tls.get("ca") else None,
+            certfile=str(tls["cert"]) if tls and tls.get("cert") else None,
+            keyfile=str(tls["key"]) if tls and tls.get("key") else None,
+        )
+    outcomes: dict[str, str | None] = dict.fromkeys(messages)
+    done = threading.Event()
+    event_topics = {topic_root.format(site=site, gate=g) + "/events": g for g in messages}
+
+    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        gate = event_topics.get(msg.topic)
+        if gate is None or len(msg.payload) > 4096:
+            return
+        try:
+            event = json.loads(msg.payload).get("event", "")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(event, str) and event.startswith(("command.", "command_refused.")):
+            outcomes[gate] = event
+            if all(v is not None for v in outcomes.values()):
+                done.set()
+
+    client.on_message = on_message
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        for topic in event_topics:
+            client.subscribe(topic, qos=1)
+        for gate, blob in messages.items():
+            client.publish(command_topic(topic_root, site, gate), blob, qos=1, retain=False)
+        if wait_s > 0:
+            done.wait(wait_s)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return outcomes
+
+
+def _command(args: argparse.Namespace) -> int:
+    key = load_private_key(args.key)
+    certificate = args.cert.read_bytes()
+    now = int(time.time())
+    messages = {
+        gate: encode_command(
+            certificate,
+            sign_command(
+                key,
+                action=args.action,
+                site=args.site,
+                gate=gate,
+                issued_at=now,
+                lifetime_s=args.lifetime,
+            ),
+        )
+        for gate in args.gate
+    }
+    outcomes = publish_command(
+        messages,
+        broker=args.broker,
+        topic_root=args.topic_root,
+        site=args.site,
+        wait_s=args.wait,
+        tls={"ca": args.tls_ca, "cert": args.tls_cert, "key": args.tls_key},
+    )
+    failed = False
+    for gate, outcome in outcomes.items():
+        shown = outcome or ("sent" if args.wait <= 0 else "no answer")
+        print(f"{args.site}/{gate}: {shown}")
+        failed |= (outcome is None and args.wait > 0) or bool(outcome and "refused" in outcome)
+    sys.stdout.flush()
+    return 1 if failed else 0
