@@ -305,11 +305,11 @@ def test_the_gates_own_publisher_delivers_counts_through_the_acl(
                 store.record(decision, at(i))
                 pub.notify()
             assert pub.drain(10.0)
-            counts = [p for t, p in fleet.messages if t == f"{root}/counts"]
-            assert wait_until(
-                lambda: len([m for m in fleet.messages if m[0] == f"{root}/counts"]) >= 5, 5
-            )
-            counts = [p for t, p in fleet.messages if t == f"{root}/counts"]
+
+            def counts() -> list[bytes]:
+                return [p for t, p in fleet.messages if t == f"{root}/counts"]
+
+            assert wait_until(lambda: len(counts()) >= 5, 5)
             assert json.loads(counts()[-1])["totals"] == store.totals()
             assert pub.stats().last_error is None
         finally:
