@@ -106,8 +106,10 @@ dev() {
     # libzbar0: pyzbar's decoder; mosquitto: the tests' brokers; python3-venv: ensurepip
     # on Debian's python3; ca-certificates: pip's HTTPS. pygame and zxing-cpp wheels
     # carry their own SDL and zxing. gcc and the Python headers build the Base45 decoder.
-    # The suite runs shellcheck on the install scripts (tests/install).
-    local pkgs=(libzbar0 mosquitto mosquitto-clients ca-certificates shellcheck)
+    # The suite runs shellcheck on the install scripts (tests/install); postgresql: the
+    # fleet tests start a private server; chromium: the fleet page's browser tests
+    # (Playwright drives Debian's build, it downloads none).
+    local pkgs=(libzbar0 mosquitto mosquitto-clients ca-certificates shellcheck postgresql chromium)
     command -v "$python" >/dev/null 2>&1 || pkgs+=(python3)
     "$python" -c "import ensurepip" 2>/dev/null || pkgs+=(python3-venv)
     # shellcheck disable=SC2207  # word splitting of package names is intended

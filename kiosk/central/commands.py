@@ -4,6 +4,8 @@
 - ``kiosk central token SITE GATE``: a one-time enrolment token for that gate
 - ``kiosk central enrol CSR --token T`` (alias ``sign``): the gate's certificate
 - ``kiosk central broker-cert HOST...`` / ``service-cert fleet|homeassistant|operator``
+- ``kiosk central operator keygen|certify`` and ``kiosk central command ACTION``: signed
+  remote commands (:mod:`kiosk.central.remote`)
 
 Heavy imports happen inside the handlers: the gate's own commands never load this side.
 """
@@ -18,9 +20,18 @@ from pathlib import Path
 DEFAULT_CA_DIR = Path(os.environ.get("KIOSK_CA_DIR", "/var/lib/kiosk-central/enrol"))
 
 
+def main(argv: list[str]) -> int:
+    """Parse ``kiosk central ARGV`` and run it (``kiosk.cli`` hands over to here)."""
+    parser = argparse.ArgumentParser(prog="kiosk")
+    register(parser.add_subparsers(required=True, metavar="COMMAND"))
+    args = parser.parse_args(["central", *argv])
+    status: int = args.handler(args)
+    return status
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``kiosk central`` and its subcommands to the ``kiosk`` parser."""
-    central = commands.add_parser("central", help="central side: enrolment CA (not on gates)")
+    central = commands.add_parser("central", help="central side: CA, operators, commands")
     sub = central.add_subparsers(required=True, metavar="COMMAND")
 
     ca = sub.add_parser("ca", help="the enrolment CA")
@@ -61,6 +72,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     service.add_argument("--days", type=int, default=365)
     _ca_dir(service)
     service.set_defaults(handler=_service_cert)
+
+    # Operator certificates and signed commands (docs/remote.md).
+    from kiosk.central import remote
+
+    remote.register(sub)
 
 
 def _ca_dir(parser: argparse.ArgumentParser) -> None:

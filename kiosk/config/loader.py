@@ -15,9 +15,9 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kiosk.config.ids import quote
 from kiosk.config.schema import KioskConfig
@@ -35,6 +35,7 @@ _BAD_CHAR = re.compile(
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+T = TypeVar("T")
 
 
 def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> KioskConfig:
@@ -43,6 +44,26 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     Args:
         path: the TOML file; None means all defaults (still validated).
         overrides: dotted keys (``"gate.relay_pulse_ms"``) applied on top of the file.
+
+    Raises:
+        ConfigError: the file is unreadable, not TOML, or any value is invalid.
+    """
+    config: KioskConfig = load_tree(KioskConfig, path, overrides, check=_check_cross_fields)
+    return config
+
+
+def load_tree(
+    cls: type[T],
+    path: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    check: Callable[[T, _Locator], None] | None = None,
+) -> T:
+    """Read and validate any frozen dataclass tree declared with :func:`setting`.
+
+    The same rules and error style as :func:`load_config` (file, line, key), for
+    other programs' configurations (the fleet service's). ``check`` runs the
+    cross-field rules; it raises ``locator.error(key, reason)``.
 
     Raises:
         ConfigError: the file is unreadable, not TOML, or any value is invalid.
@@ -69,8 +90,9 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     locator = _Locator(source, text)
     for dotted, value in (overrides or {}).items():
         _apply_override(raw, dotted, value, source)
-    config = _build(KioskConfig, raw, "", locator, base_dir)
-    _check_cross_fields(config, locator)
+    config: T = _build(cls, raw, "", locator, base_dir)
+    if check is not None:
+        check(config, locator)
     return config
 
 
@@ -126,6 +148,10 @@ class _Locator:
         line = self._lines.get(key) or self._lines.get(near or "") or self._lines.get(table)
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: {key}: {reason}")
+
+
+Locator = _Locator
+"""What a ``check`` passed to :func:`load_tree` receives to raise located errors."""
 
 
 def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) -> Any:

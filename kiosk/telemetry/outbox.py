@@ -115,6 +115,30 @@ class Connection(Closing):
             row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def count_snapshot(self) -> tuple[str | None, int, dict[str, int]]:
+        """``(store_id, seq, totals)`` read in one transaction, so they belong together.
+
+        ``seq`` is the number of the last counted change whose totals these are: a
+        consumer orders a status against ``counts`` messages by it.
+        """
+        with self._lock:
+            conn = self._db()
+            # A deferred BEGIN is a read snapshot in WAL mode: it never blocks the writer.
+            conn.execute("BEGIN")
+            try:
+                meta = dict(conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('store_id', 'count_seq')"
+                ).fetchall())
+                rows = conn.execute("SELECT name, value FROM totals ORDER BY name").fetchall()
+            finally:
+                conn.execute("COMMIT")
+        seq = meta.get("count_seq")
+        return (
+            None if meta.get("store_id") is None else str(meta["store_id"]),
+            int(seq) if seq is not None else 0,
+            {str(name): int(value) for name, value in rows},
+        )
+
     def close(self) -> None:
         """Close the connection. Safe to call twice and after a failed constructor."""
         conn = getattr(self, "_conn", None)

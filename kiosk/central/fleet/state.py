@@ -1,0 +1,371 @@
+"""The fleet state and its single owner: every write to it and to the database.
+
+Only the store-owner thread (``kiosk-fleet-store``, see
+:mod:`kiosk.central.fleet.consumer`) calls :meth:`FleetState.apply` and
+:meth:`FleetState.tick`. HTTP threads read :meth:`FleetState.snapshot`, an
+immutable picture swapped in after each batch, and wait for the next one with
+:meth:`FleetState.wait` (server-sent events).
+
+Totals: a gate's totals are those of its current count store with the highest
+``seq`` seen, from ``counts`` or from the retained ``status`` (which carries
+``store`` and ``seq``), so a retained status never replaces newer totals.
+Hourly and "today" series add each report's ``delta`` exactly once (the
+database decides what is new, :mod:`kiosk.central.fleet.store`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from kiosk.central.fleet import store
+from kiosk.central.fleet.alarms import OpenAlarm, Watch, alarm_json, conditions
+from kiosk.central.fleet.config import FleetConfig
+from kiosk.central.fleet.db import Database
+from kiosk.central.fleet.messages import Availability, Counts, Event, Message, Status
+from kiosk.central.fleet.timefmt import iso, local_day, zone
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+@dataclass
+class GateState:
+    """Everything known about one gate (store-owner thread only)."""
+
+    site: str
+    gate: str
+    online: bool | None = None
+    last_seen: float = 0.0
+    fields: dict[str, Any] = field(default_factory=dict)
+    store: str | None = None
+    seq: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+    totals_ts: float = 0.0
+    timezone: str | None = None
+    today_date: str = ""
+    today_end: int = 0
+    today: Counter[str] = field(default_factory=Counter)
+    hour: int = 0
+    this_hour: Counter[str] = field(default_factory=Counter)
+    watch: Watch = field(default_factory=Watch)
+    events: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=10))
+
+    def take_totals(
+        self, store_id: str | None, seq: int, totals: dict[str, int], ts: float
+    ) -> bool:
+        """Adopt these totals if they are newer than the ones held; True if adopted."""
+        if store_id is None:  # a status from firmware without store/seq
+            if self.store is not None or self.seq:
+                return False
+        elif store_id == self.store:
+            if seq < self.seq:
+                return False
+        elif self.store is not None and ts <= self.totals_ts:
+            return False  # an older count database than the one already followed
+        self.store, self.seq, self.totals, self.totals_ts = store_id, seq, totals, ts
+        return True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable picture of the fleet for readers (``gates`` keyed ``(site, gate)``)."""
+
+    version: int
+    at: float
+    gates: MappingProxyType[Key, dict[str, Any]]
+    changed: MappingProxyType[Key, int]
+    alarms: tuple[dict[str, Any], ...]
+    counters: MappingProxyType[str, int]
+
+
+class FleetState:
+    """The fleet, its database and its alarms; owned by one thread.
+
+    Args:
+        db: where facts are kept (schema created here).
+        cfg: the service configuration (alarm thresholds, retention).
+        clock: UNIX seconds (tests pass a fake).
+    """
+
+    def __init__(self, db: Database, cfg: FleetConfig, clock: Callable[[], float] = time.time):
+        self._db = db
+        self._cfg = cfg
+        self._clock = clock
+        db.create_schema()
+        self._conn = db.connect()
+        self._gates: dict[Key, GateState] = {}
+        self._stream_max: dict[tuple[str, str, str], int] = {}
+        self._open: dict[tuple[str, str, str], OpenAlarm] = {}
+        self._views: dict[Key, dict[str, Any]] = {}
+        self._changed: dict[Key, int] = {}
+        self._version = 0
+        self.counters: Counter[str] = Counter()
+        self._cond = threading.Condition()
+        self._snapshot = Snapshot(
+            0, 0.0, MappingProxyType({}), MappingProxyType({}), (), MappingProxyType({})
+        )
+        self._last_prune = 0.0
+        self._load()
+
+    # ------------------------------------------------------------------ readers
+
+    def snapshot(self) -> Snapshot:
+        """The newest picture (any thread)."""
+        return self._snapshot
+
+    def wait(self, version: int, timeout: float) -> Snapshot:
+        """The first picture newer than ``version``, or the current one after ``timeout`` s."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._snapshot.version > version, timeout)
+            return self._snapshot
+
+    # ------------------------------------------------------------ owner thread
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add to a service counter (``/metrics``); owner thread."""
+        self.counters[name] += n
+
+    def apply(self, batch: Iterable[Message]) -> None:
+        """Apply a batch of checked messages in one transaction, then publish a snapshot."""
+        now = self._clock()
+        dirty: set[Key] = set()
+        with self._conn.transaction() as conn:
+            for msg in batch:
+                gate = self._gate(msg.site, msg.gate)
+                gate.last_seen = now
+                dirty.add((msg.site, msg.gate))
+                if isinstance(msg, Availability):
+                    self.count("messages.availability")
+                    gate.online = msg.online
+                elif isinstance(msg, Status):
+                    self.count("messages.status")
+                    self._apply_status(gate, msg, now)
+                elif isinstance(msg, Counts):
+                    self.count("messages.counts")
+                    self._apply_counts(conn, gate, msg, now)
+                elif isinstance(msg, Event):
+                    self.count("messages.events")
+                    entry = (iso(msg.ts.timestamp()), msg.event, msg.kind)
+                    if entry not in gate.events:
+                        gate.events.append(entry)
+            for key in dirty:
+                store.save_gate(conn, self._gate_row(self._gates[key]))
+        self._refresh(dirty)
+
+    def tick(self) -> None:
+        """Evaluate alarms, roll days and hours over, prune old report ids (about 1/s)."""
+        now = self._clock()
+        dirty: set[Key] = set()
+        raised: list[tuple[tuple[str, str, str], str]] = []
+        cleared: list[tuple[str, str, str]] = []
+        hour = int(now) // store.HOUR * store.HOUR
+        for key, gate in self._gates.items():
+            if now >= gate.today_end:
+                self._load_today(gate, now)
+                dirty.add(key)
+            if gate.hour != hour:
+                gate.hour, gate.this_hour = hour, Counter()
+            view = self._views.get(key) or self._view(gate)
+            found = conditions(view, gate.watch, now, self._cfg.alarms, gate.this_hour["tailgate"])
+            for kind in found:
+                if (gate.site, gate.gate, kind) not in self._open:
+                    raised.append(((gate.site, gate.gate, kind), found[kind]))
+            for open_key in [k for k in self._open if k[:2] == key and k[2] not in found]:
+                cleared.append(open_key)
+        if raised or cleared:
+            with self._conn.transaction() as conn:
+                for akey, detail in raised:
+                    alarm_id = store.raise_alarm(conn, *akey, detail, int(now))
+                    self._open[akey] = OpenAlarm(alarm_id, *akey, detail, int(now))
+                    log.info("alarm raised: %s/%s %s (%s)", akey[0], akey[1], akey[2], detail)
+                for akey in cleared:
+                    store.clear_alarm(conn, self._open.pop(akey).id, int(now))
+                    log.info("alarm cleared: %s/%s %s", *akey)
+            dirty.update(a[:2] for a, _ in raised)
+            dirty.update(a[:2] for a in cleared)
+            self.count("alarms.raised", len(raised))
+        if now - self._last_prune > 3600:
+            self._last_prune = now
+            with self._conn.transaction() as conn:
+                store.prune_reports(conn, self._cfg.store.dedup_days, now)
+        self._refresh(dirty, force=bool(raised or cleared))
+
+    def reload(self) -> None:
+        """Forget the in-memory state and read it again from the database.
+
+        After a failed batch (rolled back) memory may hold changes the database
+        does not; reading back what was committed keeps the two equal.
+        """
+        self._gates.clear()
+        self._stream_max.clear()
+        self._open.clear()
+        self._views.clear()
+        try:
+            self._conn.close()
+            self._conn = self._db.connect()
+            self._load()
+        except Exception:  # database still down: the next batch retries
+            log.exception("fleet state reload failed")
+
+    def close(self) -> None:
+        """Close the owner's connection."""
+        self._conn.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _gate(self, site: str, gate_name: str) -> GateState:
+        key = (site, gate_name)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = GateState(site, gate_name)
+            self._load_today(gate, self._clock())
+        return gate
+
+    def _apply_status(self, gate: GateState, msg: Status, now: float) -> None:
+        gate.fields = msg.fields
+        if msg.timezone and msg.timezone != gate.timezone:
+            gate.timezone = msg.timezone
+            self._load_today(gate, now)
+        gate.take_totals(msg.store, msg.seq or 0, msg.totals, msg.ts.timestamp())
+        gate.watch.note_pending(
+            int(msg.fields.get("outbox_pending") or 0), now, self._cfg.alarms.backlog_min
+        )
+
+    def _apply_counts(self, conn: Any, gate: GateState, msg: Counts, now: float) -> None:
+        gate.take_totals(msg.store, msg.seq, msg.totals, msg.ts.timestamp())
+        if not store.record_report(conn, msg, int(now)):
+            self.count("duplicates")
+            return
+        store.add_hourly(conn, msg)
+        store.advance_stream(conn, msg)
+        self._track_gaps(gate, msg, now)
+        if gate.today_end - 86400 - 7200 <= msg.bucket_start < gate.today_end:
+            day = local_day(msg.bucket_start, zone(gate.timezone))[0]
+            if day == gate.today_date:
+                gate.today.update(msg.delta)
+        if msg.bucket_start // store.HOUR * store.HOUR == gate.hour:
+            gate.this_hour.update(msg.delta)
+
+    def _track_gaps(self, gate: GateState, msg: Counts, now: float) -> None:
+        key = (gate.site, gate.gate, msg.store)
+        top = self._stream_max.get(key)
+        if top is None or msg.seq_first == top + 1:
+            self._stream_max[key] = max(msg.seq, top or 0)
+            return
+        if msg.seq_first > top + 1:
+            gate.watch.gaps.append((msg.store, top + 1, msg.seq_first - 1, now))
+            self.count("gaps")
+            self._stream_max[key] = msg.seq
+            return
+        kept = []
+        for store_id, first, last, since in gate.watch.gaps:
+            if store_id != msg.store or msg.seq < first or msg.seq_first > last:
+                kept.append((store_id, first, last, since))
+                continue
+            if first < msg.seq_first:
+                kept.append((store_id, first, msg.seq_first - 1, since))
+            if msg.seq < last:
+                kept.append((store_id, msg.seq + 1, last, since))
+        gate.watch.gaps = kept
+
+    def _load_today(self, gate: GateState, now: float) -> None:
+        day, start, end = local_day(now, zone(gate.timezone))
+        gate.today_date, gate.today_end = day, end
+        gate.today = Counter(store.today_from_hourly(self._conn, gate.site, gate.gate, start, end))
+        hour = int(now) // store.HOUR * store.HOUR
+        gate.hour = hour
+        gate.this_hour = Counter(
+            store.today_from_hourly(self._conn, gate.site, gate.gate, hour, hour + store.HOUR)
+        )
+
+    def _gate_row(self, gate: GateState) -> tuple[Any, ...]:
+        blob = {"fields": gate.fields, "seq": gate.seq, "totals": gate.totals,
+                "totals_ts": gate.totals_ts}
+        online = -1 if gate.online is None else int(gate.online)
+        return (gate.site, gate.gate, online, int(gate.last_seen * 1000), gate.store,
+                json.dumps(blob), gate.timezone)
+
+    def _load(self) -> None:
+        now = self._clock()
+        for site, gate_name, online, last_seen, store_id, blob, tz in store.load_gates(self._conn):
+            gate = GateState(site, gate_name)
+            gate.online = None if online == -1 else bool(online)
+            gate.last_seen = int(last_seen) / 1000
+            gate.timezone = tz
+            data = json.loads(blob or "{}")
+            gate.fields = data.get("fields", {})
+            gate.store, gate.seq = store_id, int(data.get("seq", 0))
+            gate.totals, gate.totals_ts = data.get("totals", {}), float(data.get("totals_ts", 0))
+            self._gates[(site, gate_name)] = gate
+            self._load_today(gate, now)
+        for row in store.load_streams(self._conn):
+            self._stream_max[(row.site, row.gate, row.store)] = row.seq
+            known = self._gates.get((row.site, row.gate))
+            if known is not None and row.store == known.store and row.seq > known.seq:
+                known.seq, known.totals = row.seq, row.totals
+        for site, gate_name, store_id, first, last in store.gaps(self._conn):
+            if (site, gate_name) in self._gates:
+                self._gates[(site, gate_name)].watch.gaps.append((store_id, first, last, now))
+        for alarm_id, site, gate_name, kind, detail, raised in store.open_alarms(self._conn):
+            self._open[(site, gate_name, kind)] = OpenAlarm(
+                alarm_id, site, gate_name, kind, detail, raised
+            )
+        self._refresh(set(self._gates), force=True)
+        log.info("fleet state loaded: %d gates, %d open alarms", len(self._gates), len(self._open))
+
+    def _view(self, gate: GateState) -> dict[str, Any]:
+        f = gate.fields
+        return {
+            "site": gate.site,
+            "gate": gate.gate,
+            "online": gate.online is True,
+            "last_seen": iso(gate.last_seen) if gate.last_seen else None,
+            "last_seen_s": gate.last_seen,
+            "gate_mode": f.get("gate_mode"),
+            "mode": f.get("mode"),
+            "bundle_version": f.get("bundle_version"),
+            "bundle_age_s": f.get("bundle_age_s"),
+            "clock_state": f.get("clock_state"),
+            "version": f.get("version"),
+            "decoder": f.get("decoder"),
+            "camera_fps": f.get("camera_fps"),
+            "outbox_pending": f.get("outbox_pending"),
+            "last_error": f.get("last_error"),
+            "store": gate.store,
+            "seq": gate.seq,
+            "timezone": gate.timezone,
+            "totals": dict(gate.totals),
+            "today": {"date": gate.today_date, **gate.today},
+            "gaps": [{"store": s, "first": a, "last": b} for s, a, b, _ in gate.watch.gaps],
+            "events": [{"ts": t, "event": e, "kind": k} for t, e, k in gate.events],
+            "alarms": sorted(k[2] for k in self._open if k[:2] == (gate.site, gate.gate)),
+        }
+
+    def _refresh(self, dirty: set[Key], *, force: bool = False) -> None:
+        if not dirty and not force:
+            return
+        self._version += 1
+        for key in dirty:
+            self._views[key] = self._view(self._gates[key])
+            self._changed[key] = self._version
+        alarms = tuple(alarm_json(a) for a in sorted(self._open.values(), key=lambda a: a.raised))
+        snapshot = Snapshot(
+            self._version,
+            self._clock(),
+            MappingProxyType(dict(self._views)),
+            MappingProxyType(dict(self._changed)),
+            alarms,
+            MappingProxyType(dict(self.counters)),
+        )
+        with self._cond:
+            self._snapshot = snapshot
+            self._cond.notify_all()
