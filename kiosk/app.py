@@ -31,7 +31,7 @@ from kiosk.camera import FrameSource, open_frame_source
 from kiosk.config import KioskConfig
 from kiosk.decision import Decision
 from kiosk.decode import IdleThrottle, RepeatFilter, create_decoder
-from kiosk.display import NullScreen, Screen, open_screen
+from kiosk.display import NullScreen, Screen
 from kiosk.gate import (
     GateDriver,
     GateInputs,
@@ -45,6 +45,14 @@ from kiosk.inputs import CameraInput, CommandInput, KeypadInput
 from kiosk.nik import NikEntry, build_nik_verifier
 from kiosk.nik.devices import KeySource, open_key_source
 from kiosk.nik.worker import KdfWorker, NikCheck, StagedNikVerifier
+from kiosk.peripherals import (
+    FaultBoard,
+    RetryingFrameSource,
+    RetryingKeySource,
+    RetryingScreen,
+    count_event,
+    display_opener,
+)
 from kiosk.remote.actions import MachineActions
 from kiosk.remote.replay import AcceptedCommands
 from kiosk.remote.runner import CommandInbox, CommandRunner
@@ -135,14 +143,19 @@ def build_app(
             trusted = -1
             watcher = None
         store = stack.enter_context(open_count_store(config))
-        if keys is None:
-            keys = open_key_source(
-                config.nik.input,
-                keypad_device=config.nik.keypad_device,
-                serial_port=config.nik.serial_port,
-                serial_baud=config.nik.serial_baud,
-                serial_pattern=config.nik.serial_pattern,
-                serial_terminator=config.nik.serial_terminator,
+        # A missing camera, KTP reader or screen degrades its one function (kiosk.peripherals).
+        board = FaultBoard(count_event(store, wall_clock), _fault_reporter(heartbeat, on_event))
+        if keys is None and config.nik.input != "none":
+            keys = RetryingKeySource(
+                lambda: open_key_source(
+                    config.nik.input,
+                    keypad_device=config.nik.keypad_device,
+                    serial_port=config.nik.serial_port,
+                    serial_baud=config.nik.serial_baud,
+                    serial_pattern=config.nik.serial_pattern,
+                    serial_terminator=config.nik.serial_terminator,
+                ),
+                board,
             )
         if keys is not None:
             stack.callback(keys.close)
@@ -168,12 +181,17 @@ def build_app(
                 on_command=inbox.offer if inbox is not None else None,
             )
             stack.callback(_stop_publisher, publisher, config.mqtt.drain_timeout_s)
+        status_sources.add(board.status)
         if source is None:
-            source = open_frame_source(config.camera)
+            source = RetryingFrameSource(
+                lambda: open_frame_source(config.camera),
+                board,
+                timeout_s=config.camera.frame_timeout_s,
+            )
         stack.enter_context(source)
         decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)
         stack.callback(decoder.close)
-        screen = open_screen(config.display)
+        screen = RetryingScreen(display_opener(config.display), board)
         stack.callback(screen.close)
         factory = (
             pin_factory if pin_factory is not None else make_pin_factory(config.gate.pin_factory)
@@ -223,6 +241,20 @@ def build_app(
             publisher.start()  # every status source exists now; connecting never blocks
         log.info("decoder: %s", decoder.name)
         yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
+
+
+def _fault_reporter(
+    heartbeat: Heartbeat | None, on_event: Callable[[str, dict[str, Any]], None] | None
+) -> Callable[[str, bool], None]:
+    """What a peripheral fault changes beyond its report: the watchdog and the event hook."""
+
+    def changed(part: str, faulty: bool) -> None:
+        if part == "camera" and heartbeat is not None:
+            heartbeat.camera_absent(faulty)  # KTP entry still works: no restart for it
+        if on_event is not None:
+            on_event("fault" if faulty else "recovered", {"part": part})
+
+    return changed
 
 
 def _command_runner(
