@@ -3,9 +3,20 @@
 #
 #   ./install.sh --dev   laptop, CI, any Debian/Ubuntu with Python >= 3.11:
 #                        system packages (as root or via sudo), .venv, package + test extras.
-#   ./install.sh --pi    Raspberry Pi OS Bookworm device install (structure; finished by the
-#                        provisioning issue): apt packages incl. python3-picamera2, a venv with
-#                        system site packages in /opt/kiosk, /etc/kiosk, the systemd unit.
+#   sudo ./install.sh --pi [--root DIR] [--skip-pi-os-packages]
+#                        Raspberry Pi OS Bookworm device (arm64, armhf): apt packages, a
+#                        versioned release in /opt/kiosk/releases/<version> (venv with system
+#                        site packages, non-editable) and /opt/kiosk/current, the kiosk user,
+#                        /etc/kiosk, /var/lib/kiosk, the units and drop-ins, the relay's boot
+#                        default in config.txt. See docs/provisioning.md.
+#   sudo ./install.sh --uninstall [--purge] [--root DIR]
+#                        remove the release, units and drop-ins; /etc/kiosk, /var/lib/kiosk
+#                        and the kiosk user stay unless --purge.
+#
+#   --root DIR               stage into DIR instead of / (no apt, no useradd, no systemctl;
+#                            the owners the device would have go to DIR/opt/kiosk/MANIFEST)
+#   --skip-pi-os-packages    skip the packages only Raspberry Pi OS has (python3-picamera2,
+#                            python3-lgpio): a Debian Bookworm chroot or a non-Pi board
 #
 # Idempotent: re-running does only what is missing, so the README's commands can
 # start with it every time.
@@ -95,9 +106,10 @@ dev() {
     # libzbar0: pyzbar's decoder; mosquitto: the tests' brokers; python3-venv: ensurepip
     # on Debian's python3; ca-certificates: pip's HTTPS. pygame and zxing-cpp wheels
     # carry their own SDL and zxing. gcc and the Python headers build the Base45 decoder.
-    # postgresql: the fleet tests start a private server; chromium: the fleet page's
-    # browser tests (Playwright drives Debian's build, it downloads none).
-    local pkgs=(libzbar0 mosquitto mosquitto-clients ca-certificates postgresql chromium)
+    # The suite runs shellcheck on the install scripts (tests/install); postgresql: the
+    # fleet tests start a private server; chromium: the fleet page's browser tests
+    # (Playwright drives Debian's build, it downloads none).
+    local pkgs=(libzbar0 mosquitto mosquitto-clients ca-certificates shellcheck postgresql chromium)
     command -v "$python" >/dev/null 2>&1 || pkgs+=(python3)
     "$python" -c "import ensurepip" 2>/dev/null || pkgs+=(python3-venv)
     # shellcheck disable=SC2207  # word splitting of package names is intended
@@ -108,27 +120,13 @@ dev() {
     log "done. Demo: .venv/bin/kiosk demo    Tests: .venv/bin/pytest"
 }
 
-pi() {
-    [ "$(id -u)" -eq 0 ] || die "--pi must run as root"
-    # picamera2 and libcamera come from Raspberry Pi OS apt, never from PyPI; the venv
-    # sees them through --system-site-packages.
-    apt_install python3 python3-venv python3-picamera2 python3-lgpio libzbar0 mosquitto-clients \
-        gcc libc6-dev python3-dev
-    check_python
-    id kiosk >/dev/null 2>&1 || useradd --system --home /var/lib/kiosk --shell /usr/sbin/nologin \
-        --groups video,gpio kiosk
-    install -d -o kiosk -g kiosk -m 0750 /var/lib/kiosk
-    install -d -m 0755 /etc/kiosk /etc/kiosk/trust
-    [ -f /etc/kiosk/kiosk.toml ] || install -m 0644 "$here/config/kiosk.toml" /etc/kiosk/kiosk.toml
-    install_venv /opt/kiosk/venv "" yes
-    install -m 0644 "$here/systemd/kiosk.service" /etc/systemd/system/kiosk.service
-    systemctl daemon-reload
-    log "installed. Next: put DSC files in /etc/kiosk/trust, edit /etc/kiosk/kiosk.toml,"
-    log "run 'kiosk check-config /etc/kiosk/kiosk.toml', then 'systemctl enable --now kiosk'."
-}
+# shellcheck source=install-pi.sh
+. "$here/install-pi.sh"
 
 case "${1:-}" in
     --dev) dev ;;
-    --pi) pi ;;
-    *) echo "usage: $0 --dev | --pi" >&2; exit 2 ;;
+    --pi) shift; pi "$@" ;;
+    --uninstall) shift; uninstall "$@" ;;
+    *) echo "usage: $0 --dev | --pi [--root DIR] [--skip-pi-os-packages] | --uninstall [--purge] [--root DIR]" >&2
+       exit 2 ;;
 esac

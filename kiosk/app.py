@@ -28,7 +28,7 @@ from typing import Any
 from kiosk.camera import FrameSource, open_frame_source
 from kiosk.config import KioskConfig
 from kiosk.decision import Decision
-from kiosk.decode import RepeatFilter, create_decoder
+from kiosk.decode import IdleThrottle, RepeatFilter, create_decoder
 from kiosk.display import NullScreen, Screen, open_screen
 from kiosk.gate import (
     GateDriver,
@@ -39,18 +39,26 @@ from kiosk.gate import (
     PassbackGuard,
     make_pin_factory,
 )
-from kiosk.inputs import CameraInput, KeypadInput
+from kiosk.inputs import CameraInput, CommandInput, KeypadInput
 from kiosk.nik import NikEntry, build_nik_verifier
 from kiosk.nik.devices import KeySource, open_key_source
 from kiosk.nik.worker import KdfWorker, NikCheck, StagedNikVerifier
+from kiosk.remote.actions import MachineActions
+from kiosk.remote.replay import AcceptedCommands
+from kiosk.remote.runner import CommandInbox, CommandRunner
 from kiosk.scanloop import CredentialVerifier, ScanLoop, Turn
 from kiosk.service import Heartbeat
+from kiosk.signing import load_public_keys
 from kiosk.telemetry import CountStore, MqttPublisher
 from kiosk.telemetry.wiring import StatusSources, make_publisher, open_count_store
 from kiosk.verify.factory import open_trust_watcher, open_trusted_clock, open_verifier
-from kiosk.verify.reload import reload_on_sighup
+from kiosk.verify.reload import TrustWatcher, reload_on_sighup
 
 log = logging.getLogger(__name__)
+
+#: Exit status after a ``restart`` command (EX_TEMPFAIL): systemd's Restart=always starts
+#: the service again; the journal shows it was asked for.
+EXIT_RESTART = 75
 
 
 @dataclass
@@ -123,6 +131,7 @@ def build_app(
                 stack.enter_context(reload_on_sighup(watcher))
         else:
             trusted = -1
+            watcher = None
         store = stack.enter_context(open_count_store(config))
         if keys is None:
             keys = open_key_source(
@@ -146,9 +155,16 @@ def build_app(
             nik_worker = stack.enter_context(KdfWorker())
         # Parts built later (the scan loop: decoder, camera fps) add status sources here.
         status_sources = StatusSources()
+        inbox = CommandInbox() if config.remote.commands else None
         publisher = None
         if config.mqtt.enabled:
-            publisher = make_publisher(config, store, verifier, status_sources)
+            publisher = make_publisher(
+                config,
+                store,
+                verifier,
+                status_sources,
+                on_command=inbox.offer if inbox is not None else None,
+            )
             stack.callback(_stop_publisher, publisher, config.mqtt.drain_timeout_s)
         if source is None:
             source = open_frame_source(config.camera)
@@ -186,6 +202,7 @@ def build_app(
             nik_check=nik_check,
             on_decision=on_decision,
             on_event=on_event,
+            throttle=IdleThrottle(config.decoder.idle_after_s, config.decoder.idle_check_every_s),
         )
         if heartbeat is not None:
             loop.on_turn = _feed(heartbeat, loop)
@@ -193,11 +210,43 @@ def build_app(
         if keys is not None:
             entry = NikEntry(timeout_s=config.nik.entry_timeout_s)
             loop.add_input(KeypadInput(keys, entry, paused=lambda: loop.nik_checking))
+        if inbox is not None:
+            loop.commands = _command_runner(
+                config, loop, watcher, publisher, monotonic, lambda: wall_clock().timestamp()
+            )
+            loop.add_input(CommandInput(inbox))
         status_sources.add(_loop_status(loop, decoder.name, monotonic))
         if publisher is not None:
             publisher.start()  # every status source exists now; connecting never blocks
         log.info("decoder: %s", decoder.name)
         yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
+
+
+def _command_runner(
+    config: KioskConfig,
+    loop: ScanLoop,
+    watcher: TrustWatcher | None,
+    publisher: MqttPublisher | None,
+    monotonic: Callable[[], float],
+    wall_s: Callable[[], float],
+) -> CommandRunner:
+    """Operators' signed commands for this gate (``remote.commands``, docs/remote.md)."""
+    data_dir = config.device.data_dir
+    actions = MachineActions(
+        loop.driver.machine,
+        monotonic,
+        reload=watcher.request_reload if watcher is not None else lambda: None,
+        restart=lambda: loop.request_exit(EXIT_RESTART),
+        diagnostics=publisher.notify if publisher is not None else lambda: None,
+    )
+    return CommandRunner(
+        authorities=load_public_keys(config.verify.authority_keys),
+        site=config.device.site,
+        gate=config.device.gate,
+        memory=AcceptedCommands(data_dir / config.remote.memory_file, now=wall_s()),
+        actions=actions,
+        clock=wall_s,
+    )
 
 
 def _feed(heartbeat: Heartbeat, loop: ScanLoop) -> Callable[[Turn], None]:
@@ -226,8 +275,11 @@ def _loop_status(
         elapsed = now - last[0]
         fps = (frames - last[1]) / elapsed if elapsed > 0 else 0.0
         last[:] = [now, frames]
-        return {"decoder": decoder, "camera_fps": round(fps, 1),
-                "gate_mode": str(loop.driver.machine.mode)}
+        return {
+            "decoder": decoder,
+            "camera_fps": round(fps, 1),
+            "gate_mode": str(loop.driver.machine.mode),
+        }
 
     return source
 

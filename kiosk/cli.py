@@ -11,22 +11,31 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk import __version__
+from kiosk.certlogic import commands as certlogic_commands
 from kiosk.config import load_config
 from kiosk.errors import ConfigError, KioskError
 from kiosk.nik import commands as nik_commands
+from kiosk.provision import commands as provision_commands
 from kiosk.sim import commands as sim_commands
 from kiosk.verify import commands as verify_commands
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 # Each feature area owns its subcommands in <area>/commands.py.
-FEATURE_COMMANDS = (verify_commands.register, sim_commands.register, nik_commands.register)
+FEATURE_COMMANDS = (
+    verify_commands.register,
+    sim_commands.register,
+    nik_commands.register,
+    certlogic_commands.register,
+    provision_commands.register,
+)
 log = logging.getLogger("kiosk")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kiosk`` console script. Returns the process exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_central_stub_args(argv))
     # The demo prints its own one-line-per-decision story; library logs only with -v.
     quiet = logging.WARNING if args.handler is _demo else logging.INFO
     logging.basicConfig(
@@ -82,7 +91,41 @@ def _parser() -> argparse.ArgumentParser:
     for register in FEATURE_COMMANDS:
         register(commands)
     _register_fleet(commands)
+    _register_central(commands)
     return parser
+
+
+def _register_central(commands: argparse._SubParsersAction) -> None:
+    # Only a stub here: the central side's own parser is built when its command runs,
+    # so a gate's process never imports kiosk.central.
+    central = commands.add_parser(
+        "central",
+        help="central side: enrolment CA, operators, commands (not on gates)",
+        add_help=False,
+    )
+    central.add_argument("arguments", nargs=argparse.REMAINDER)
+    central.set_defaults(handler=_central)
+
+
+def _central_stub_args(argv: list[str]) -> list[str]:
+    """``kiosk central ...`` with its arguments kept away from the stub's own parsing.
+
+    argparse would read ``kiosk central --help`` as the stub's option; a ``--``
+    makes everything after ``central`` the central parser's business.
+    """
+    for index, word in enumerate(argv):
+        if word == "central":
+            return [*argv[: index + 1], "--", *argv[index + 1 :]]
+        if not word.startswith("-"):
+            break
+    return argv
+
+
+def _central(args: argparse.Namespace) -> int:
+    from kiosk.central.commands import main as central_main
+
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return central_main(arguments)
 
 
 def _register_fleet(commands: argparse._SubParsersAction) -> None:
@@ -136,7 +179,8 @@ def _run(args: argparse.Namespace) -> int:
                 app.loop.run(stop)
             finally:
                 heartbeat.stopping()  # before the wind-down: relay safe, outbox drains
-    return 0
+            # A ``restart`` command ends the loop with a status; systemd starts it again.
+            return app.loop.exit_status or 0
 
 
 def _demo(args: argparse.Namespace) -> int:

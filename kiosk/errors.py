@@ -64,3 +64,11 @@ class DocumentError(KioskError, ValueError):
     """A signed document from the central authority (trust bundle, NIK status list)
     is malformed, of the wrong kind, too large, or not signed by a trusted authority key.
     The current document stays in force."""
+
+
+class EnrolmentError(KioskError, ValueError):
+    """The enrolment CA refused a request (unknown, used or expired token; bad CSR)."""
+
+
+class ProvisionError(KioskError, ValueError):
+    """Provisioning this gate cannot go on (a missing answer, a certificate that does not fit)."""

@@ -1,6 +1,6 @@
 """What reaches the scan loop from outside, in one shape: inputs that report events.
 
-Every input (the camera, the KTP keypad or reader, later remote commands) is an
+Every input (the camera, the KTP keypad or reader, remote commands) is an
 :class:`Input`: the loop asks it ``poll(now)`` and gets one small immutable
 event or ``None`` ("nothing now"). The loop owns every input and calls them
 from its own thread only; what an event *means* for the gate is decided in
@@ -25,6 +25,7 @@ from kiosk.camera import FrameSource
 from kiosk.errors import CameraTimeout
 from kiosk.nik.devices import KeySource
 from kiosk.nik.entry import EntryState, NikEntry
+from kiosk.remote.runner import CommandInbox
 
 # Key presses read from the device per poll at most (a serial reader delivers 17 at once).
 MAX_KEYS_PER_POLL = 64
@@ -71,7 +72,17 @@ class NikAbandoned:
     state: EntryState
 
 
-Event = FrameSeen | CameraSilent | SourceEnded | NikTyped | NikPrompt | NikAbandoned
+@dataclass(frozen=True, slots=True)
+class CommandReceived:
+    """A message arrived on the gate's command topic: not yet verified, bounded in size."""
+
+    payload: bytes
+    retained: bool
+
+
+Event = (
+    FrameSeen | CameraSilent | SourceEnded | NikTyped | NikPrompt | NikAbandoned | CommandReceived
+)
 
 
 class Input(Protocol):
@@ -160,3 +171,26 @@ class KeypadInput:
             self._prompting = False
             return NikAbandoned(state)
         return None
+
+
+class CommandInput:
+    """Operators' command messages handed over by the MQTT thread (a bounded inbox).
+
+    The input only delivers them; the loop verifies each one (signature,
+    certificate, target, time, replay) before anything happens.
+    """
+
+    waits = False
+
+    def __init__(self, inbox: CommandInbox) -> None:
+        self.inbox = inbox
+        self._pending: list[tuple[bytes, bool]] = []
+
+    def poll(self, now: float) -> CommandReceived | None:
+        """The next received message, or None."""
+        if not self._pending:
+            self._pending = self.inbox.take()
+            if not self._pending:
+                return None
+        payload, retained = self._pending.pop(0)
+        return CommandReceived(payload, retained)

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from kiosk.decision import Decision, InputKind, Reason
-from kiosk.decode import Decoder, RepeatFilter
+from kiosk.decode import Decoder, IdleThrottle, RepeatFilter
 from kiosk.display import NullScreen, Screen
 from kiosk.display.views import (
     DeviceStatus,
@@ -30,10 +30,20 @@ from kiosk.display.views import (
     view_for,
 )
 from kiosk.gate import GateDriver, Mode
-from kiosk.inputs import CameraSilent, Event, FrameSeen, Input, NikAbandoned, NikPrompt, NikTyped
+from kiosk.inputs import (
+    CameraSilent,
+    CommandReceived,
+    Event,
+    FrameSeen,
+    Input,
+    NikAbandoned,
+    NikPrompt,
+    NikTyped,
+)
 from kiosk.nik.manual import outcome_of
 from kiosk.nik.verifier import is_pending
 from kiosk.nik.worker import NikCheck
+from kiosk.remote.runner import CommandRunner
 from kiosk.telemetry import CountStore, MqttPublisher
 
 _T = TypeVar("_T")
@@ -101,7 +111,8 @@ class ScanLoop:
     ``on_decision`` gets every final decision; ``on_event`` gets ``(event,
     fields)`` for decisions, screens, counts and gate events (fields never hold
     a name, NIK or payload); ``on_turn`` is called once at the end of every
-    turn of :meth:`step` with a :class:`Turn`.
+    turn of :meth:`step` with a :class:`Turn`; ``throttle`` (None: decode every
+    frame) skips the decode of still idle frames (:mod:`kiosk.decode.idle`).
     """
 
     def __init__(
@@ -121,8 +132,10 @@ class ScanLoop:
         on_decision: Callable[[Decision], None] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_turn: Callable[[Turn], None] | None = None,
+        throttle: IdleThrottle | None = None,
     ) -> None:
         self._decoder = decoder
+        self.throttle = throttle
         self._repeat = repeat
         self._verifier = verifier
         self._nik_verifier = nik_verifier
@@ -139,6 +152,10 @@ class ScanLoop:
             self.driver.on_event = self._driver_event
         # Public for status and tests: the background NIK check, when there is one.
         self.nik_check = nik_check
+        # Operators' signed commands (kiosk.remote), when enabled: verified and run here.
+        self.commands: CommandRunner | None = None
+        #: Set when the loop ends on request (a ``restart`` command): the exit status.
+        self.exit_status: int | None = None
         self._pacers: list[Input] = []  # polled once at the start of a turn (the camera)
         self._inputs: list[Input] = []  # drained each tick (keypad, ...)
         self._status = DeviceStatus()
@@ -164,7 +181,7 @@ class ScanLoop:
         """Process frames until ``stop`` is set, the window is closed or the source ends."""
         self.start()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and self.exit_status is None:
                 if self._screen.poll_quit() or not self.step():
                     break
         except BaseException as exc:  # e.g. the frame source failed: relay safe, then re-raise
@@ -201,7 +218,13 @@ class ScanLoop:
     def process_frame(self, gray: Any, timestamp: float) -> list[Decision]:
         """Decode one grey image; decide on each code newly in view. Returns the decisions."""
         self.stats.frames += 1
-        texts = self._guarded(lambda: self._decoder.decode(gray))
+        throttle = self.throttle
+        if throttle is not None and not throttle.wants(gray, timestamp):
+            texts: list[str] = []  # a still, empty scene: nothing to read
+        else:
+            texts = self._guarded(lambda: self._decoder.decode(gray))
+            if throttle is not None and (texts or self._decoder.symbols_seen):
+                throttle.saw(timestamp)
         return [self.decide(text) for text in self._repeat.feed(texts, timestamp)]
 
     def tick(self) -> None:
@@ -291,6 +314,24 @@ class ScanLoop:
             self._emit("screen", {"screen": "idle"})
         elif isinstance(event, FrameSeen):
             self.process_frame(event.gray, event.timestamp)
+        elif isinstance(event, CommandReceived):
+            self._run_command(event)
+
+    def request_exit(self, status: int) -> None:
+        """End :meth:`run` after this turn with ``status`` (e.g. a restart for systemd)."""
+        self.exit_status = status
+
+    def _run_command(self, event: CommandReceived) -> None:
+        """Verify and carry out one command message; count its outcome."""
+        runner = self.commands
+        if runner is None:
+            return
+        outcome = self._guarded(lambda: runner.handle(event.payload, retained=event.retained))
+        self._count_events(self._guarded(self.driver.sync))
+        self._guarded(self._show)
+        self._emit("command", {"action": outcome.action or "-", "outcome": outcome.reason})
+        if outcome.event is not None:
+            self._count_events([outcome.event])
 
     def _enter_nik(self, nik: str, now: float) -> bool:
         """Act on a typed NIK; True when its key derivation now runs in the background."""

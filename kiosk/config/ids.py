@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from kiosk.errors import ConfigError
+
 ID_RULE = "1-64 characters: a letter or digit, then letters, digits, '_' or '-'"
 """The rule in words, for error messages and documentation."""
 
@@ -42,3 +44,28 @@ def quote(value: str, limit: int = ECHO_MAX) -> str:
     if len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}… ({len(value)} characters)"
+
+
+class IdError(ConfigError):
+    """A site or gate id (or a ``<site>/<gate>`` identity) breaks :data:`ID_RULE`."""
+
+
+def check_id(kind: str, value: str) -> str:
+    """``value`` when it is a valid ``kind`` ("site", "gate") id, else :class:`IdError`."""
+    problem = id_problem(value) if isinstance(value, str) else f"a {type(value).__name__}"
+    if problem is not None:
+        raise IdError(f"{kind} id: {problem}")
+    return value
+
+
+def device_identity(site: str, gate: str) -> str:
+    """The device identity ``<site>/<gate>`` (certificate CN, MQTT user name), checked."""
+    return f"{check_id('site', site)}/{check_id('gate', gate)}"
+
+
+def split_identity(identity: str) -> tuple[str, str]:
+    """``(site, gate)`` of a ``<site>/<gate>`` identity, else :class:`IdError`."""
+    site, sep, gate = identity.partition("/")
+    if not sep:
+        raise IdError(f"device identity {quote(identity)}: expected <site>/<gate>")
+    return check_id("site", site), check_id("gate", gate)

@@ -140,6 +140,19 @@ class DecoderConfig:
         min=0.0,
         max=60,
     )
+    idle_after_s: float = setting(
+        2.0,
+        doc="After this long with a still scene and no QR symbol, only frames that change "
+        "the scene are decoded (0: decode every frame).",
+        min=0.0,
+        max=600,
+    )
+    idle_check_every_s: float = setting(
+        1.0,
+        doc="While idle, a frame is decoded at least this often anyway.",
+        min=0.05,
+        max=10,
+    )
 
 
 @dataclass(frozen=True)
@@ -203,6 +216,19 @@ class ClockConfig:
     )
     persist_interval_s: float = setting(
         300.0, doc="Write the high-water mark at most this often.", min=10, max=86400
+    )
+    max_step_s: float = setting(
+        86400.0, doc="A synchronised reading further ahead of the mark (plus the time the "
+        "gate has run since) is a jump, adopted only when the trust bundle's validity "
+        "covers it.", min=60, max=366 * 86400,
+    )
+    bundle_tolerance_s: float = setting(
+        3600.0, doc="A bundle issued_at up to this far ahead of the trusted time raises the "
+        "mark at once; later ones wait until the clock reaches them.", min=0, max=7 * 86400,
+    )
+    jump_confirm_s: float = setting(
+        900.0, doc="Without a trust bundle (dev folder): a jump held this long is adopted; "
+        "0 = never.", min=0, max=30 * 86400,
     )
 
 
@@ -448,6 +474,21 @@ class NikConfig:
 
 
 @dataclass(frozen=True)
+class RemoteConfig:
+    """Operators' signed commands over MQTT (docs/remote.md); off unless enabled."""
+
+    commands: bool = setting(
+        False,
+        doc="Accept commands signed by an operator certified by verify.authority_keys.",
+    )
+    memory_file: str = setting(
+        "commands.json",
+        doc="Accepted command ids until they expire (replay refusal), inside device.data_dir.",
+        check=data_file_problem,
+    )
+
+
+@dataclass(frozen=True)
 class KioskConfig:
     """The whole configuration tree."""
 
@@ -463,6 +504,7 @@ class KioskConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     nik: NikConfig = field(default_factory=NikConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
     @property
     def counts_db_path(self) -> Path:

@@ -30,6 +30,9 @@ class Decoder(abc.ABC):
 
     #: Backend name as used in ``decoder.backend`` ("zxing", "pyzbar").
     name: str
+    #: QR symbols found by the last :meth:`decode`, read or not (a backend that
+    #: cannot tell reports only those it read).
+    symbols_seen: int = 0
 
     @abc.abstractmethod
     def decode(self, gray: np.ndarray) -> list[str]:

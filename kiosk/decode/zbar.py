@@ -51,11 +51,13 @@ class PyzbarDecoder(Decoder):
     def decode(self, gray: np.ndarray) -> list[str]:
         """Texts of the QR codes in ``gray``; see :meth:`Decoder.decode`."""
         image = check_gray(gray)
+        self.symbols_seen = 0
         if image.size == 0:
             return []
         texts = self._scan(image)
         if not texts:
             texts = self._scan(np.invert(image))  # light-on-dark (dark-mode phone screens)
+        self.symbols_seen = len(texts)
         return texts
 
     def _scan(self, image: np.ndarray) -> list[str]:

@@ -37,11 +37,14 @@ class ZxingDecoder(Decoder):
             raise DecoderUnavailable(f"zxing-cpp is not installed; {_INSTALL_HINT}") from exc
         self._zx: Any = zxingcpp
         self._formats = zxingcpp.BarcodeFormat.QRCode
-        self.native_invert = self._supports_try_invert()
+        self.native_invert = self._supports("try_invert")
+        # Symbols found but not read (checksum, format errors) are reported too (2.2+).
+        self.reports_errors = self._supports("return_errors")
 
     def decode(self, gray: np.ndarray) -> list[str]:
         """Texts of the QR codes in ``gray``; see :meth:`Decoder.decode`."""
         image = check_gray(gray)
+        self.symbols_seen = 0
         if image.size == 0:
             return []
         texts = self._read(image)
@@ -53,6 +56,8 @@ class ZxingDecoder(Decoder):
         options: dict[str, Any] = {"formats": self._formats}
         if self.native_invert:
             options["try_invert"] = True
+        if self.reports_errors:
+            options["return_errors"] = True
         try:
             found = self._zx.read_barcodes(image, **options)
         except Exception:
@@ -61,14 +66,16 @@ class ZxingDecoder(Decoder):
                 "zxing-cpp failed on a %dx%d frame", image.shape[1], image.shape[0], exc_info=True
             )
             return []
+        self.symbols_seen += len(found)
+        # Only a symbol whose error correction and checksums passed gives a text.
         return unique(barcode.text for barcode in found if barcode.valid)
 
-    def _supports_try_invert(self) -> bool:
-        """Whether this zxing-cpp's read_barcodes accepts ``try_invert`` (2.2+)."""
+    def _supports(self, option: str) -> bool:
+        """Whether this zxing-cpp's read_barcodes accepts the flag ``option``."""
         blank = np.full((8, 8), 255, dtype=np.uint8)
         try:
-            self._zx.read_barcodes(blank, formats=self._formats, try_invert=True)
+            self._zx.read_barcodes(blank, formats=self._formats, **{option: True})
         except TypeError:
-            log.info("zxing-cpp without try_invert: inverting in Python instead")
+            log.info("zxing-cpp without %s", option)
             return False
         return True

@@ -5,9 +5,9 @@ copies at most a few bounded messages into a queue and wakes nobody up.
 :class:`CommandRunner` runs on the scan loop's thread (the one owner of the
 gate machine): it verifies each message (:func:`kiosk.remote.command.check_command`),
 remembers it (:class:`kiosk.remote.replay.AcceptedCommands`), acts through a
-narrow :class:`GateActions` interface and records the outcome as a counted
-gate event (``command.<action>`` or ``command_refused.<reason>``), which the
-outbox then reports on ``<root>/events`` as durably as any count.
+narrow :class:`GateActions` interface and names the outcome as a gate event
+counter (``command.<action>`` or ``command_refused.<reason>``) that the loop
+counts, so the outbox reports it on ``<root>/events`` as durably as any count.
 """
 
 from __future__ import annotations
@@ -101,7 +101,6 @@ class CommandRunner:
         gate: str,
         memory: AcceptedCommands,
         actions: GateActions,
-        record: Callable[[str], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._authorities = authorities
@@ -109,14 +108,17 @@ class CommandRunner:
         self._gate = gate
         self._memory = memory
         self._actions = actions
-        self._record = record
         self._clock = clock
         self._refused_window: collections.deque[float] = collections.deque()
         #: refusals per reason since start (status ``refused.command``).
         self.refused: collections.Counter[str] = collections.Counter()
 
     def handle(self, message: bytes, *, retained: bool) -> CommandOutcome:
-        """Verify and carry out one message; never raises for anything in the message."""
+        """Verify and carry out one message; never raises for anything in the message.
+
+        The caller counts ``outcome.event`` (None for a refusal beyond the
+        per-minute event budget: it is still in :attr:`refused`).
+        """
         now = self._clock()
         try:
             command = check_command(
@@ -146,7 +148,6 @@ class CommandRunner:
         event = f"command.{command.action.replace('-', '_')}"
         if not done:
             event += ".not_possible"
-        self._record(event)
         return CommandOutcome(
             done, command.action, "ok" if done else "not_possible", command.id_hex, event
         )
@@ -173,6 +174,5 @@ class CommandRunner:
         if len(window) < REFUSED_EVENTS_PER_MINUTE:
             window.append(now)
             event = f"command_refused.{reason}"
-            self._record(event)
         log.info("command refused: %s", reason)
         return CommandOutcome(False, None, reason, command_id, event)

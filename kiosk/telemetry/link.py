@@ -21,10 +21,19 @@ Inbound: the only subscription is Home Assistant's birth topic
 (``<discovery_prefix>/status``). Its handler compares the payload with the
 literal ``online`` and sets a latch; it holds no reference to the gate, so no
 MQTT message can open a turnstile.
+
+Size: every inbound packet is bounded by :data:`MAX_INBOUND_PACKET_BYTES`. On v5
+the CONNECT announces it as Maximum Packet Size, so a conforming broker never
+sends more (Mosquitto drops such messages for this client); on v5 and on the
+3.1.1 fallback alike, :class:`_BoundedClient` looks at the length in a packet's
+fixed header and drops the connection *before* reading the body, because paho
+itself would buffer a packet of any announced size (up to 256 MB) in memory.
+Refused input is counted (``refused.mqtt``) and named in ``last_error``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import ssl
@@ -35,12 +44,15 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kiosk.config.schema import MqttConfig
 from kiosk.errors import TelemetryError
 from kiosk.telemetry.payloads import OFFLINE, ONLINE
+from kiosk.telemetry.refused import REFUSED, RefusalCounter
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,62 @@ _UNSUPPORTED_PROTOCOL = 132  # CONNACK "Unsupported protocol version" (v5 0x84; 
 CONTROL_HEADROOM = 16
 """paho in-flight slots for availability, status and discovery beyond the counts window."""
 _MAX_BIRTH_PAYLOAD = 16  # Home Assistant sends "online"/"offline"; anything longer is ignored
+MAX_INBOUND_PACKET_BYTES = 16 * 1024
+"""Largest MQTT packet (fixed header included) the gate accepts from a broker.
+
+The gate only ever receives acknowledgements, CONNACK/DISCONNECT with reason
+properties and Home Assistant's few-byte birth message: 16 KiB is generous."""
+_PROTOCOL_ERRORS = (130, 129)  # "Protocol error", "Malformed packet"
+
+
+def _os_error_code(exc: OSError) -> str:
+    """A short, content-free name for a connect failure (errno name or class name)."""
+    if exc.errno is not None and exc.errno in errno.errorcode and not isinstance(exc, ssl.SSLError):
+        return errno.errorcode[exc.errno]
+    return type(exc).__name__
+
+
+class _BoundedClient(mqtt.Client):
+    """A paho client that refuses an oversized inbound packet before reading its body.
+
+    paho reads a packet's fixed header (type byte and Remaining Length) one byte
+    at a time, then asks :meth:`_sock_recv` for the whole body and appends what
+    arrives to one buffer until the announced length is in memory. Checking the
+    announced length at that point bounds memory by ``max_packet`` whatever the
+    broker claims. Raising OSError there makes paho treat the link as lost: it
+    closes the socket, reports the disconnect and reconnects with its back-off.
+    (Relies on paho 2.x internals; ``tests/telemetry/test_telemetry_hostile.py``
+    fails if they change.)
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_packet: int,
+        on_oversize: Callable[[int], None],
+        on_connect_error: Callable[[OSError], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._kiosk_max_packet = max_packet
+        self._kiosk_on_oversize = on_oversize
+        self._kiosk_on_connect_error = on_connect_error
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        packet = self._in_packet
+        if packet["have_remaining"]:
+            total = 1 + len(packet["remaining_count"]) + packet["remaining_length"]
+            if total > self._kiosk_max_packet:
+                self._kiosk_on_oversize(total)
+                raise ConnectionAbortedError(errno.EMSGSIZE, "inbound MQTT packet too large")
+        return super()._sock_recv(bufsize)
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:  # paho's loop retries; we only want the reason for status
+            self._kiosk_on_connect_error(exc)
+            raise
 
 
 class _QuietNoConn(logging.Filter):
@@ -90,6 +158,11 @@ class MqttLink:
         wake: called (from paho's thread) whenever something happened; must not block.
         on_error: receives short reason-code texts for status; must not block.
         birth_topic: Home Assistant's status topic to watch, or None.
+        refusals: where refused inbound input is counted (surface ``mqtt``).
+        max_packet_bytes: the largest inbound packet accepted (and announced on v5).
+        command_topic: the gate's command topic to subscribe to, or None (off).
+        on_command: gets ``(payload, retained)`` of each message on it (from paho's
+            thread; must not block or parse).
     """
 
     def __init__(
@@ -102,9 +175,18 @@ class MqttLink:
         wake: Callable[[], None],
         on_error: Callable[[str], None],
         birth_topic: str | None = None,
+        refusals: RefusalCounter = REFUSED,
+        max_packet_bytes: int = MAX_INBOUND_PACKET_BYTES,
+        command_topic: str | None = None,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         self._cfg = cfg
+        self._refusals = refusals
+        self._max_packet = max_packet_bytes
+        self._births = 0
         self._birth_topic = birth_topic
+        self._command_topic = command_topic
+        self._on_command = on_command
         self._birth_seen = False
         self._client_id = client_id
         self._availability = availability_topic
@@ -120,6 +202,8 @@ class MqttLink:
         self._fallback_wanted = False
         self._connects = 0
         self._closing = False
+        self._connack_refused = False  # the last CONNECT was refused: keep that reason
+        self._oversize: int | None = None  # size of the packet that made us drop the link
         # (generation, ack) from on_publish; read by the drain thread.
         self._acks: queue.SimpleQueue[tuple[int, Ack]] = queue.SimpleQueue()
 
@@ -133,6 +217,12 @@ class MqttLink:
         """Successful connections so far (the first one included)."""
         with self._lock:
             return self._connects
+
+    @property
+    def births(self) -> int:
+        """Home Assistant ``online`` messages accepted so far."""
+        with self._lock:
+            return self._births
 
     @property
     def protocol(self) -> MQTTProtocolVersion:
@@ -224,11 +314,15 @@ class MqttLink:
     # ------------------------------------------------------------------ internals
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+        generation = self._generation
+        client = _BoundedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             protocol=self._protocol,
-            userdata=self._generation,
+            userdata=generation,
+            max_packet=self._max_packet,
+            on_oversize=lambda size: self._on_oversize(generation, size),
+            on_connect_error=lambda exc: self._on_connect_error(generation, exc),
         )
         client.enable_logger(_PAHO_LOG)
         self._secure(client)
@@ -239,7 +333,15 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s)
+        properties = None
+        if self._protocol == MQTTProtocolVersion.MQTTv5:
+            # v5 lets the client state its limit: a conforming broker then never sends
+            # a larger packet (it drops the message for this client instead).
+            properties = Properties(PacketTypes.CONNECT)
+            properties.MaximumPacketSize = self._max_packet
+        client.connect_async(
+            self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s, properties=properties
+        )
         client.loop_start()
         return client
 
@@ -285,6 +387,7 @@ class MqttLink:
             return
         if reason_code.is_failure:
             self._on_error(f"connect refused: {reason_code}")
+            self._connack_refused = True
             if reason_code.value == _UNSUPPORTED_PROTOCOL:
                 with self._lock:
                     self._fallback_wanted = True
@@ -295,7 +398,17 @@ class MqttLink:
         client.publish(self._availability, ONLINE, qos=1, retain=True)
         if self._birth_topic is not None:
             client.subscribe(self._birth_topic, qos=1)
+        if self._command_topic is not None:
+            # A broker clears the retain flag on live delivery unless asked to keep
+            # it (v5 "retain as published"): the gate must see it to refuse a
+            # retained command, which would otherwise come back on every reconnect.
+            if self._protocol == MQTTProtocolVersion.MQTTv5:
+                options = SubscribeOptions(qos=1, retainAsPublished=True)
+                client.subscribe(self._command_topic, options=options)
+            else:
+                client.subscribe(self._command_topic, qos=1)
         self._connected.set()
+        self._connack_refused = False
         with self._lock:
             self._connects += 1
             self._just_connected = True
@@ -314,12 +427,43 @@ class MqttLink:
             return
         was_connected = self._connected.is_set()
         self._connected.clear()
-        # After a refused CONNECT paho also reports a disconnect; keep the refusal's
-        # reason (e.g. "Not authorized") in status rather than this generic one.
-        if reason_code.is_failure and not self._closing and was_connected:
-            self._on_error(f"disconnected: {reason_code}")
-            log.warning("lost MQTT connection: %s; counts stay queued", reason_code)
+        oversize, self._oversize = self._oversize, None
+        refused, self._connack_refused = self._connack_refused, False
+        if self._closing:
+            pass
+        elif oversize is not None:
+            pass  # _on_oversize named the reason; this disconnect is ours
+        elif refused and not was_connected:
+            # After a refused CONNECT paho also reports a disconnect; keep the refusal's
+            # reason (e.g. "Not authorized") in status rather than this generic one.
+            pass
+        else:
+            # Every other end of a link is reported, including one that never got a
+            # CONNACK (a broker that closes at once or answers with garbage).
+            where = "disconnected" if was_connected else "connection lost before CONNACK"
+            self._on_error(f"{where}: {reason_code}")
+            if reason_code.value in _PROTOCOL_ERRORS:
+                self._refusals.note("mqtt", "protocol_error")
+            log.warning("MQTT link ended (%s: %s); counts stay queued", where, reason_code)
         self._wake()
+
+    def _on_oversize(self, generation: int, size: int) -> None:
+        # paho's network thread, inside a read: no blocking.
+        if generation != self._generation:
+            return
+        self._oversize = size
+        self._refusals.note("mqtt", "too_large")
+        self._on_error(f"inbound packet too large: {size} > {self._max_packet} bytes")
+        log.warning(
+            "broker sent a %d-byte MQTT packet (limit %d): dropped the connection unread",
+            size,
+            self._max_packet,
+        )
+
+    def _on_connect_error(self, generation: int, exc: OSError) -> None:
+        if generation != self._generation or self._closing:
+            return
+        self._on_error(f"connect failed: {_os_error_code(exc)}")
 
     def _on_publish(
         self,
@@ -333,14 +477,26 @@ class MqttLink:
         self._wake()
 
     def _on_message(self, client: mqtt.Client, generation: Any, msg: mqtt.MQTTMessage) -> None:
-        # Untrusted input. Only the exact birth topic and the literal "online" count;
-        # everything else is ignored without parsing. The only effect is a latch that
-        # makes the drain thread re-send discovery configs: nothing reaches the gate.
-        if generation != self._generation or msg.topic != self._birth_topic:
+        # Untrusted input. Commands go unparsed to the loop's inbox; otherwise only the
+        # exact birth topic and the literal "online" count, and the only effect is a
+        # latch that makes the drain thread re-send discovery configs.
+        if generation != self._generation:
+            return
+        if msg.topic == self._command_topic and self._on_command is not None:
+            # Signed commands are verified on the scan loop's thread, never here: the
+            # inbox only copies a bounded message (kiosk.remote.runner.CommandInbox).
+            self._on_command(bytes(msg.payload), bool(msg.retain))
+            return
+        if msg.topic != self._birth_topic:
+            self._refusals.note("mqtt", "unexpected_topic")  # never subscribed to it
             return
         payload = bytes(msg.payload)
-        if len(payload) > _MAX_BIRTH_PAYLOAD or payload.strip() != ONLINE:
+        if len(payload) > _MAX_BIRTH_PAYLOAD:
+            self._refusals.note("mqtt", "too_large")
             return
+        if payload.strip() != ONLINE:
+            return  # "offline" or other short text: Home Assistant's business, not an attack
         with self._lock:
             self._birth_seen = True
+            self._births += 1
         self._wake()

@@ -32,6 +32,8 @@ ALARM_EVENTS = frozenset({"tailgate", "unauthorised_passage", "emergency_open", 
 """Gate event counters that are also published on ``<root>/events`` as alarms."""
 CLEAR_EVENTS = frozenset({"emergency_clear"})
 FAULT_PREFIX = "fault."
+COMMAND_PREFIXES = ("command.", "command_refused.")
+"""Outcomes of operators' commands (``command.open_once``, ``command_refused.replayed`` ...)."""
 """Counters named ``fault.<part>`` (``fault.arm``, ``fault.store`` …) are faults."""
 
 STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -40,6 +42,7 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "bundle_version": (str, int),
     "bundle_age_s": (int, float),
     "clock_state": str,
+    "clock_jump_s": (int, float),
     "camera_fps": (int, float),
     "decoder": str,
     "last_error": str,
@@ -94,13 +97,15 @@ def decision_change(decision: Decision) -> dict[str, str]:
 
 
 def event_kind(name: str) -> str | None:
-    """``"alarm"``, ``"clear"`` or ``"fault"`` for counters published on ``events``; else None."""
+    """The ``events`` kind (alarm, clear, fault or command) of a counter; None if not sent."""
     if name in ALARM_EVENTS:
         return "alarm"
     if name in CLEAR_EVENTS:
         return "clear"
     if name.startswith(FAULT_PREFIX):
         return "fault"
+    if name.startswith(COMMAND_PREFIXES):
+        return "command"
     return None
 
 
@@ -185,6 +190,27 @@ def event_payload(
     )
 
 
+def refused_event_payload(
+    *, device_id: str, at: datetime, surface: str, count: int, reason: str
+) -> bytes:
+    """The ``<root>/events`` message ``refused.<surface>`` (kind ``refused``).
+
+    ``count`` refusals since the previous such event, ``reason`` the latest one's
+    code. Never carries the refused content. Not part of the outbox: no store/seq.
+    """
+    return dumps(
+        {
+            "v": PAYLOAD_VERSION,
+            "device": device_id,
+            "ts": iso_utc(at),
+            "event": f"refused.{surface}",
+            "kind": "refused",
+            "count": count,
+            "reason": reason,
+        }
+    )
+
+
 def clean_status_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Keep only the known status fields with the right types; others become null.
 
@@ -220,6 +246,7 @@ class StatusInfo:
     day: str = ""
     today: Mapping[str, int] = field(default_factory=dict)
     gate: Mapping[str, Any] = field(default_factory=dict)
+    refused: Mapping[str, int] = field(default_factory=dict)
     store_id: str | None = None
     seq: int | None = None
     timezone: str | None = None
@@ -253,6 +280,7 @@ def status_payload(info: StatusInfo, at: datetime) -> bytes:
                 "allowed": today.get("allowed", 0),
                 "denied": today.get("denied", 0),
             },
+            "refused": dict(info.refused),
             "outbox": {
                 "pending": info.pending,
                 "published": info.published,

@@ -14,7 +14,13 @@ Status is published retained on every connect, at least every
 ``status_interval_s`` and, after new counts, at most every
 ``status_min_interval_s`` (so dashboards follow within seconds without a status
 per scan). Home Assistant discovery configs go out on every connect and when
-Home Assistant announces ``online`` on its status topic.
+Home Assistant announces ``online`` on its status topic, at most once per
+``announce_min_interval_s`` for the latter (a flood of ``online`` messages
+yields one re-announcement at once and at most one more per minute).
+
+Refused hostile input (:mod:`kiosk.telemetry.refused`) is reported in the
+status (``refused``) and as ``refused.<surface>`` events, at most one per
+surface per ``announce_min_interval_s``.
 
 No PUBACK timeout while connected: MQTT allows re-sending a QoS 1 message only
 after a reconnect (paho does that with DUP), and a broker that stops answering
@@ -45,9 +51,10 @@ import kiosk
 from kiosk.config.schema import MqttConfig
 from kiosk.errors import TelemetryError
 from kiosk.telemetry.discovery import discovery_messages
-from kiosk.telemetry.link import CONTROL_HEADROOM, MqttLink
+from kiosk.telemetry.link import CONTROL_HEADROOM, MAX_INBOUND_PACKET_BYTES, MqttLink
 from kiosk.telemetry.outbox import OutboxReader
-from kiosk.telemetry.payloads import StatusInfo, status_payload
+from kiosk.telemetry.payloads import StatusInfo, refused_event_payload, status_payload
+from kiosk.telemetry.refused import REFUSED, RefusalCounter
 from kiosk.telemetry.stats import PublisherStats, ask_provider
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,13 @@ class MqttPublisher:
         timezone: the gate's local zone for the "today" counters (default UTC).
         status_min_interval_s: least seconds between status updates caused by new
             counts (default 5).
+        announce_min_interval_s: least seconds between discovery re-announcements
+            caused by Home Assistant's ``online``, and between two ``refused``
+            events of one surface (default 60).
+        refusals: the refusal counter to report (default: the gate's, REFUSED).
+        max_inbound_bytes: largest MQTT packet accepted from the broker, announced
+            as Maximum Packet Size on v5 (default
+            :data:`~kiosk.telemetry.link.MAX_INBOUND_PACKET_BYTES`, 16 KiB).
 
     Raises:
         ValueError: ``window`` outside 1 .. 200.
@@ -101,6 +115,10 @@ class MqttPublisher:
         status_provider: Callable[[], Mapping[str, Any]] | None = None,
         timezone: tzinfo = UTC,
         status_min_interval_s: float = 5.0,
+        announce_min_interval_s: float = 60.0,
+        refusals: RefusalCounter = REFUSED,
+        max_inbound_bytes: int = MAX_INBOUND_PACKET_BYTES,
+        on_command: Callable[[bytes, bool], None] | None = None,
     ) -> None:
         if not 1 <= window <= 200:
             raise ValueError("window must be 1 .. 200 (the outbox compactor protects 256 rows)")
@@ -116,6 +134,8 @@ class MqttPublisher:
         self._status_provider = status_provider
         self._tz = timezone
         self._status_min_s = status_min_interval_s
+        self._announce_min_s = announce_min_interval_s
+        self._refusals = refusals
         self._started_at = clock()
         self.availability_topic = f"{self._root}/availability"
         self.status_topic = f"{self._root}/status"
@@ -139,6 +159,10 @@ class MqttPublisher:
             wake=self._kick,
             on_error=self._set_error,
             birth_topic=f"{cfg.discovery_prefix}/status" if cfg.discovery else None,
+            refusals=refusals,
+            max_packet_bytes=max_inbound_bytes,
+            command_topic=f"{self._root}/command" if on_command is not None else None,
+            on_command=on_command,
         )
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -146,6 +170,9 @@ class MqttPublisher:
         # Drain-thread only: paho mid -> outbox seq, and the pause after a refusal.
         self._inflight: dict[int, int] = {}
         self._refused_until = 0.0
+        self._birth_pending = False  # Home Assistant asked; waiting for the interval
+        self._last_birth_announce = -1e18
+        self._last_refusal_event: dict[str, float] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -153,6 +180,11 @@ class MqttPublisher:
     def connected(self) -> bool:
         """Whether the broker has accepted our CONNECT and the link is up."""
         return self._link.connected
+
+    @property
+    def births_seen(self) -> int:
+        """Home Assistant ``online`` messages received (each may ask for discovery)."""
+        return self._link.births
 
     def stats(self) -> PublisherStats:
         """The current counters (thread-safe snapshot)."""
@@ -279,6 +311,11 @@ class MqttPublisher:
                     due = next_status
                     if self._dirty:
                         due = min(due, last_status + self._status_min_s)
+                    if self._birth_pending:
+                        due = min(due, self._last_birth_announce + self._announce_min_s)
+                    for surface in self._refusals.pending_surfaces():
+                        last = self._last_refusal_event.get(surface, -1e18)
+                        due = min(due, last + self._announce_min_s)
                     timeout = max(0.0, min(timeout, due - self._clock()))
                 with self._cond:
                     if not self._wake:
@@ -296,8 +333,16 @@ class MqttPublisher:
                     if self.connected:
                         now = self._clock()
                         connected_now = self._link.take_just_connected()
-                        if connected_now or self._link.take_birth():
+                        self._birth_pending |= self._link.take_birth()
+                        birth_due = self._birth_pending and (
+                            now >= self._last_birth_announce + self._announce_min_s
+                        )
+                        if birth_due:
+                            self._birth_pending = False
+                            self._last_birth_announce = now
+                        if connected_now or birth_due:
                             self._announce()
+                        self._report_refusals(now)
                         dirty_due = self._dirty and now >= last_status + self._status_min_s
                         if connected_now or now >= next_status or dirty_due:
                             with self._cond:
@@ -385,6 +430,24 @@ class MqttPublisher:
         for topic, payload in messages if cfg.discovery else ():
             self._link.publish(topic, payload, 1, True)
 
+    def _report_refusals(self, now: float) -> None:
+        """One ``refused.<surface>`` event per surface and interval, never the content."""
+        for surface in self._refusals.pending_surfaces():
+            if now < self._last_refusal_event.get(surface, -1e18) + self._announce_min_s:
+                continue
+            report = self._refusals.take(surface)
+            if report is None:
+                continue
+            self._last_refusal_event[surface] = now
+            payload = refused_event_payload(
+                device_id=self._device_id,
+                at=self._wall_clock(),
+                surface=report.surface,
+                count=report.count,
+                reason=report.reason,
+            )
+            self._link.publish(f"{self._root}/events", payload, 1, False)
+
     def _publish_status(self, reader: OutboxReader) -> None:
         stats = self.stats()
         now = self._wall_clock()
@@ -403,6 +466,7 @@ class MqttPublisher:
             day=day,
             today=reader.day_totals(day),
             gate=ask_provider(self._status_provider),
+            refused=self._refusals.totals(),
             store_id=store_id,
             seq=seq,
             timezone=str(getattr(self._tz, "key", "UTC")),

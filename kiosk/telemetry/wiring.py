@@ -64,6 +64,7 @@ def verifier_status(verifier: object) -> StatusSource:
             "bundle_version": getattr(h, "bundle_version", None),
             "bundle_age_s": getattr(h, "bundle_age_s", None),
             "clock_state": getattr(h, "clock_state", None),
+            "clock_jump_s": getattr(h, "clock_jump_s", None),
         }
 
     return source
@@ -91,6 +92,7 @@ def make_publisher(
     store: CountStore,
     verifier: object,
     sources: StatusSources | None = None,
+    on_command: Callable[[bytes, bool], None] | None = None,
 ) -> MqttPublisher:
     """The publisher for ``store``'s database with status from the store and the verifier.
 
@@ -108,5 +110,6 @@ def make_publisher(
         config.counts_db_path,
         status_provider=sources,
         timezone=ZoneInfo(config.device.timezone),
+        on_command=on_command,
     )
     return publisher

@@ -157,7 +157,7 @@ def _install(args: argparse.Namespace) -> int:
     from kiosk.config import load_config
     from kiosk.signing import load_public_keys
     from kiosk.verify.bundlefile import install_bundle
-    from kiosk.verify.clock import FixedProbe, TrustedClock
+    from kiosk.verify.factory import open_trusted_clock
 
     config = load_config(args.config)
     target = config.device.data_dir / config.verify.bundle_file
@@ -167,10 +167,13 @@ def _install(args: argparse.Namespace) -> int:
     except DocumentError as exc:
         print(f"refused: {exc}; the installed bundle is unchanged", file=sys.stderr)
         return 1
-    # The issue time is trusted time: raise the clock's high-water mark now.
-    clock = TrustedClock(lambda: datetime.now(UTC), FixedProbe(False),
-                         config.device.data_dir / config.clock.state_file)
-    clock.raise_floor(bundle.issued_at.timestamp())
+    # The issue time is evidence of the time: offered to the clock's high-water
+    # mark now, bounded as the gate does at load (a far-future one waits).
+    clock = open_trusted_clock(config.clock, wall_clock=lambda: datetime.now(UTC),
+                               state_dir=config.device.data_dir)
+    issued = bundle.issued_at.timestamp()
+    clock.offer_bundle(issued, issued + bundle.max_age_s + bundle.grace_s, bundle.version)
+    clock.close()
     if config.verify.reload_interval_s > 0:
         when = (f"the running gate uses it within {config.verify.reload_interval_s:g} s "
                 "(or at once on SIGHUP)")

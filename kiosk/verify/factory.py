@@ -78,9 +78,11 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
     A missing, unreadable or forged installed bundle, or one below the
     rollback floor (:mod:`kiosk.verify.bundlefile`), gives
     :meth:`TrustMaterial.none` (every scan denied with TRUST_EXPIRED; logged as
-    an error) rather than a gate that does not start.  A loaded bundle raises
-    ``clock``'s high-water mark to its issue time and the rollback floor to its
-    version (so a bundle installed before the floor existed becomes the floor).
+    an error) rather than a gate that does not start.  A loaded bundle is
+    offered to ``clock`` (:meth:`TrustedClock.offer_bundle`: its issue time
+    raises the high-water mark unless it lies too far ahead) and raises the
+    rollback floor to its version (so a bundle installed before the floor
+    existed becomes the floor).
 
     Raises:
         ConfigError: ``policy.mode`` names a mode the policy does not define.
@@ -108,7 +110,9 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
     except OSError as exc:  # a read-only or full disk must not stop the gate
         _log.warning("cannot record trust floor v%d: %s", bundle.version, exc)
     if clock is not None:
-        clock.raise_floor(bundle.issued_at.timestamp())
+        # Evidence of the time, bounded: a far-future issued_at is not adopted.
+        issued = bundle.issued_at.timestamp()
+        clock.offer_bundle(issued, issued + bundle.max_age_s + bundle.grace_s, bundle.version)
     store = bundle.store()
     _log.info("trust bundle v%d: %d signers, %d revocation entries", bundle.version,
               len(store), len(bundle.revocation))
@@ -140,6 +144,9 @@ def open_trusted_clock(clock: ClockConfig | None, *, wall_clock: Callable[[], da
         state_dir / clock_cfg.state_file,
         policy=clock_cfg.unsynchronised,  # type: ignore[arg-type]
         persist_interval_s=clock_cfg.persist_interval_s,
+        max_step_s=clock_cfg.max_step_s,
+        bundle_tolerance_s=clock_cfg.bundle_tolerance_s,
+        jump_confirm_s=clock_cfg.jump_confirm_s,
     )
 
 

@@ -193,6 +193,7 @@ class Verifier:
             scan_mode=material.mode.name,
             revocation_entries=len(material.revocation),
             on_expired=self._on_expired,
+            clock_jump_s=getattr(self._clock, "jump_ahead_s", None),
         )
 
     # -- steps: each reads and extends the state, or raises VerificationError --

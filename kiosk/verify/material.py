@@ -98,6 +98,9 @@ class VerifierHealth:
         scan_mode: name of the scan mode applied.
         revocation_entries: revocation hashes plus blocked kids.
         on_expired: deny | allow -- what this gate does once ``mode`` is expired.
+        clock_jump_s: seconds a refused clock reading or bundle issue time lies
+            ahead of the trusted mark (the gate verifies at the mark until it is
+            corroborated); None when there is none.
     """
 
     mode: Freshness
@@ -109,3 +112,4 @@ class VerifierHealth:
     scan_mode: str = "any"
     revocation_entries: int = 0
     on_expired: str = "deny"
+    clock_jump_s: float | None = None

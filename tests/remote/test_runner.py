@@ -7,56 +7,62 @@ from pathlib import Path
 import pytest
 
 from kiosk.gate import GateMachine, MachineConfig, Mode
+from kiosk.remote.actions import MachineActions
 from kiosk.remote.command import MAX_COMMAND_BYTES
 from kiosk.remote.replay import AcceptedCommands
-from kiosk.remote.runner import REFUSED_EVENTS_PER_MINUTE, CommandInbox, CommandRunner
+from kiosk.remote.runner import (
+    REFUSED_EVENTS_PER_MINUTE,
+    CommandInbox,
+    CommandOutcome,
+    CommandRunner,
+)
 from tests.remote.test_command import AUTHORITY, NOW, certificate, message
 
 
-class MachineActions:
-    """The narrow action interface over a real gate machine, as the loop provides it."""
+class Service:
+    """A real gate machine behind the real action adapter; service calls are recorded."""
 
     def __init__(self) -> None:
         self.machine = GateMachine(MachineConfig())
         self.machine.start(0.0)
         self.calls: list[str] = []
-
-    def open_once(self) -> bool:
-        return self.machine.on_remote_open(1.0)
-
-    def set_emergency(self, active: bool) -> None:
-        self.machine.set_remote_emergency(active, 1.0)
-
-    def reload(self) -> None:
-        self.calls.append("reload")
-
-    def restart(self) -> None:
-        self.calls.append("restart")
-
-    def diagnostics(self) -> None:
-        self.calls.append("diagnostics")
+        self.actions = MachineActions(
+            self.machine,
+            lambda: 1.0,
+            reload=lambda: self.calls.append("reload"),
+            restart=lambda: self.calls.append("restart"),
+            diagnostics=lambda: self.calls.append("diagnostics"),
+        )
 
 
-Gate = tuple[CommandRunner, MachineActions, list[str]]
+Gate = tuple[CommandRunner, Service, list[str]]
 
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Gate:
-    actions = MachineActions()
-    recorded: list[str] = []
+    actions = Service()
     runner = CommandRunner(
         authorities=[AUTHORITY.public_key()],
         site="mall",
         gate="g1",
         memory=AcceptedCommands(tmp_path / "commands.json", now=NOW),
-        actions=actions,
-        record=recorded.append,
+        actions=actions.actions,
         clock=lambda: NOW,
     )
+    recorded: list[str] = []
+    original = runner.handle
+
+    def handle(message: bytes, *, retained: bool) -> CommandOutcome:
+        outcome = original(message, retained=retained)
+        if outcome.event is not None:
+            recorded.append(outcome.event)
+        return outcome
+
+    runner.handle = handle  # type: ignore[method-assign]
     return runner, actions, recorded
 
 
-def relay_grants(actions: MachineActions) -> int:
+def relay_grants(actions: Service) -> int:
     return sum(e.name == "remote_open" for e in actions.machine.take_effects())
 
 
