@@ -54,6 +54,8 @@ from kiosk.peripherals import (
     display_opener,
 )
 from kiosk.remote.actions import MachineActions
+from kiosk.remote.installers import gate_installers
+from kiosk.remote.receiver import ReleaseReceiver
 from kiosk.remote.replay import AcceptedCommands
 from kiosk.remote.runner import CommandInbox, CommandRunner
 from kiosk.scanloop import CredentialVerifier, ScanLoop, Turn
@@ -171,6 +173,16 @@ def build_app(
         # Parts built later (the scan loop: decoder, camera fps) add status sources here.
         status_sources = StatusSources()
         inbox = CommandInbox() if config.remote.commands else None
+        releases = None
+        if config.remote.distribution and config.mqtt.enabled:
+            releases = ReleaseReceiver(
+                topic_root=config.mqtt.topic_root,
+                site=config.device.site,
+                gate=config.device.gate,
+                staging=config.device.data_dir / "dist",
+                installers=gate_installers(config),
+            )
+            status_sources.add(releases.status)
         publisher = None
         if config.mqtt.enabled:
             publisher = make_publisher(
@@ -179,8 +191,12 @@ def build_app(
                 verifier,
                 status_sources,
                 on_command=inbox.offer if inbox is not None else None,
+                releases=releases,
             )
             stack.callback(_stop_publisher, publisher, config.mqtt.drain_timeout_s)
+            if releases is not None:
+                releases.start(publisher)
+                stack.callback(releases.close)
         status_sources.add(board.status)
         if source is None:
             source = RetryingFrameSource(

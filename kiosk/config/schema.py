@@ -486,6 +486,10 @@ class RemoteConfig:
         False,
         doc="Accept commands signed by an operator certified by verify.authority_keys.",
     )
+    distribution: bool = setting(
+        False,
+        doc="Install signed trust bundles and NIK lists the centre publishes over MQTT.",
+    )
     memory_file: str = setting(
         "commands.json",
         doc="Accepted command ids until they expire (replay refusal), inside device.data_dir.",

@@ -40,7 +40,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -164,6 +164,19 @@ class Ack:
     reason: str
 
 
+class ReleaseSink(Protocol):
+    """What the link needs of the release receiver (kiosk.remote.receiver)."""
+
+    def topics(self) -> list[str]:
+        """Descriptor topics to subscribe to on connect."""
+
+    def wants(self, topic: str) -> bool:
+        """Whether a message on ``topic`` is for the receiver."""
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        """Take one message (never blocks)."""
+
+
 class MqttLink:
     """A paho client that connects in the background and reconnects forever.
 
@@ -181,6 +194,8 @@ class MqttLink:
         command_topic: the gate's command topic to subscribe to, or None (off).
         on_command: gets ``(payload, retained)`` of each message on it (from paho's
             thread; must not block or parse).
+        releases: the distribution receiver (kiosk.remote.receiver), or None: its
+            descriptor topics are subscribed on connect and its messages routed to it.
     """
 
     def __init__(
@@ -197,6 +212,7 @@ class MqttLink:
         max_packet_bytes: int = MAX_INBOUND_PACKET_BYTES,
         command_topic: str | None = None,
         on_command: Callable[[bytes, bool], None] | None = None,
+        releases: ReleaseSink | None = None,
     ) -> None:
         self._cfg = cfg
         self._refusals = refusals
@@ -204,6 +220,9 @@ class MqttLink:
         self._births = 0
         self._birth_topic = birth_topic
         self._command_topic = command_topic
+        self._releases = releases
+        # Chunk topics the release receiver asked for: subscribed again on every connect.
+        self._extra_topics: set[str] = set()
         self._on_command = on_command
         self._birth_seen = False
         self._client_id = client_id
@@ -298,6 +317,22 @@ class MqttLink:
                 return out
             if generation == self._generation:
                 out.append(ack)
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe at QoS 1 now (if connected) and on every later connect."""
+        with self._lock:
+            self._extra_topics.add(topic)
+        client = self._client
+        if client is not None and self._connected.is_set():
+            client.subscribe(topic, qos=1)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Forget a topic added with :meth:`subscribe`."""
+        with self._lock:
+            self._extra_topics.discard(topic)
+        client = self._client
+        if client is not None and self._connected.is_set():
+            client.unsubscribe(topic)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
         """Hand one message to paho (never blocks on the network).
@@ -425,6 +460,11 @@ class MqttLink:
                 client.subscribe(self._command_topic, options=options)
             else:
                 client.subscribe(self._command_topic, qos=1)
+        if self._releases is not None:
+            with self._lock:
+                extra = sorted(self._extra_topics)
+            for topic in [*self._releases.topics(), *extra]:
+                client.subscribe(topic, qos=1)
         self._connected.set()
         self._connack_refused = False
         with self._lock:
@@ -501,6 +541,9 @@ class MqttLink:
         # exact birth topic and the literal "online" count, and the only effect is a
         # latch that makes the drain thread re-send discovery configs.
         if generation != self._generation:
+            return
+        if self._releases is not None and self._releases.wants(msg.topic):
+            self._releases.offer(msg.topic, bytes(msg.payload))  # bounded queue, no parsing
             return
         if msg.topic == self._command_topic and self._on_command is not None:
             # Signed commands are verified on the scan loop's thread, never here: the
