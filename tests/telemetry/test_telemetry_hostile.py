@@ -217,7 +217,13 @@ def test_a_flood_of_online_messages_re_announces_at_most_once_a_minute(
         infos = [ha.publish(f"{prefix}/status", b"online", qos=1) for _ in range(2000)]
         for info in infos:
             info.wait_for_publish(10)
-        assert wait_until(lambda: pub.births_seen == 2000, 20.0)
+        # Mosquitto queues at most 1,000 QoS 1 messages per subscriber and drops the
+        # rest when the gate reads slower (a loaded machine): wait until they stop.
+        assert wait_until(lambda: pub.births_seen >= 1000, 20.0)
+        seen = -1
+        while seen != pub.births_seen:
+            seen = pub.births_seen
+            time.sleep(0.5)
         time.sleep(0.5)  # let the drain thread act on every latch it saw
         assert rounds() == 2, "the first online is answered at once, the rest wait"
         clock.advance(59.0)
