@@ -35,6 +35,7 @@ from kiosk.verify.bundle import BundleSigner, TrustBundle
 from kiosk.verify.revocation import HASH_TYPES, HashList, Revocation, uci_hash
 from kiosk.verify.rules import Policy
 from kiosk.verify.trust import _file_ders
+from kiosk.verify.valuesets import ValueSets
 
 __all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_AGE_S", "build_bundle", "read_description"]
 
@@ -94,8 +95,12 @@ def _country(der: bytes) -> str | None:
     return str(attrs[0].value) if attrs else None
 
 
-def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = None) -> TrustBundle:
+def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = None,
+                 valuesets: ValueSets | None = None) -> TrustBundle:
     """Build (and self-check) a bundle from ``dsc_dir`` and ``description``.
+
+    ``valuesets`` (:func:`kiosk.verify.valuesets.load_folder`) go into the
+    bundle (format 2).
 
     Raises:
         DocumentError: a missing version, an unreadable DSC, a DSC without a
@@ -141,6 +146,7 @@ def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = Non
         signers=tuple(signers),
         revocation=_revocation(desc.get("revocation"), description.parent),
         policy=policy,
+        valuesets=valuesets or ValueSets(),
     )
     TrustBundle.from_cbor(bundle.to_cbor())  # what a gate would refuse, refuse here
     for entry in bundle.signers:

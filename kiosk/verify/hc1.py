@@ -5,7 +5,7 @@ Pipeline (each step in :mod:`kiosk.verify.steps`, first failure wins):
 ``prefix`` → ``base45`` → ``zlib`` → ``cose`` → ``trust`` (clock reading,
 freshness of the trust material) → ``signature`` (kid lookup, alg,
 ES256/PS256) → ``claims`` (CWT, CBOR) → ``validity`` (iat/exp vs clock, DSC
-window) → ``content`` (structure, type) → ``key_usage`` (DSC EKU vs type) →
+window) → ``content`` (structure, type, value sets) → ``key_usage`` (DSC EKU vs type) →
 ``revocation`` (blocked kid, UCI / COUNTRYCODEUCI / SIGNATURE hashes) →
 ``test_result`` (positive tests refused) → ``policy`` (the scan mode's rules).
 
@@ -24,6 +24,7 @@ from typing import Any
 from kiosk.decision import CertType, Decision, Reason
 from kiosk.errors import VerificationError
 from kiosk.verify import steps
+from kiosk.verify.bundle import ACCEPTED_FORMATS
 from kiosk.verify.clock import ClockReading, TrustedClock
 from kiosk.verify.cose import CoseSign1, parse_sign1
 from kiosk.verify.fast import holder_masked as _holder
@@ -194,6 +195,7 @@ class Verifier:
             revocation_entries=len(material.revocation),
             on_expired=self._on_expired,
             clock_jump_s=getattr(self._clock, "jump_ahead_s", None),
+            bundle_formats=ACCEPTED_FORMATS,
         )
 
     # -- steps: each reads and extends the state, or raises VerificationError --
@@ -243,8 +245,11 @@ class Verifier:
         steps.check_times_ts(s.claims, s.signer, s.now)
 
     def _content(self, s: _State) -> None:
-        assert s.claims is not None
+        assert s.claims is not None and s.trust is not None
         s.cert_type = steps.check_content(s.claims.hcert)
+        if s.trust.valuesets:
+            entries = s.claims.hcert.get(s.cert_type.value) or ()
+            s.trust.valuesets.check([e for e in entries if isinstance(e, dict)], s.cert_type)
 
     def _key_usage(self, s: _State) -> None:
         assert s.signer is not None and s.cert_type is not None
