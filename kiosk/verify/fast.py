@@ -102,7 +102,7 @@ def straight_allow(text: str, material: TrustMaterial,
         raise Unusual
     entries = hcert[_GROUP_KEY[cert_type]]
     valuesets = material.valuesets
-    if valuesets and valuesets.why_not(entries, cert_type) is not None:
+    if valuesets.enabled and not valuesets.known(entries, cert_type):
         raise Unusual
     revocation = material.revocation
     if signer.kid in revocation.kids:

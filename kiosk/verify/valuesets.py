@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,10 @@ class ValueSets:
     # Per type: ((field, codes, reason), ...) for the sets present: check() runs per scan.
     _checks: Mapping[CertType, tuple[tuple[str, frozenset[str], Reason], ...]] = field(
         init=False, repr=False, compare=False)
+    enabled: bool = field(init=False, repr=False, compare=False)
+    _plain: Mapping[CertType, tuple[Any, tuple[frozenset[str], ...], bool]] = field(
+        init=False, repr=False, compare=False)
+    """True when any set is present (read per scan: a plain attribute, not ``__bool__``)."""
 
     def __post_init__(self) -> None:
         checks = {}
@@ -86,9 +91,36 @@ class ValueSets:
                 if vs in self.sets
                 and (vs != TEST_DEVICE or self.complete_test_devices))
         object.__setattr__(self, "_checks", checks)
+        object.__setattr__(self, "enabled", bool(self.sets))
+        # Per type: one C-level getter of the checked fields and their sets, in order.
+        object.__setattr__(self, "_plain", {
+            t: (itemgetter(*(k for k, _, _ in rows)) if rows else None,
+                tuple(codes for _, codes, _ in rows), len(rows) == 1)
+            for t, rows in checks.items()})
 
     def __bool__(self) -> bool:
-        return bool(self.sets)
+        return self.enabled
+
+    def known(self, entries: Iterable[dict[str, Any]], cert_type: CertType) -> bool:
+        """True when every checked field of every entry holds a known code (the per-scan test).
+
+        Needs every checked field present (:func:`why_not` tolerates a missing
+        one): False here only means "ask :meth:`why_not`".
+        """
+        getter, sets, single = self._plain[cert_type]
+        if getter is None:
+            return True
+        try:
+            for entry in entries:
+                values = getter(entry)
+                if single:
+                    if values not in sets[0]:
+                        return False
+                elif not all(map(frozenset.__contains__, sets, values)):
+                    return False
+        except (KeyError, TypeError):
+            return False
+        return True
 
     def why_not(self, entries: Iterable[Any], cert_type: CertType) -> tuple[Reason, str] | None:
         """The first unknown code of ``entries`` as (reason, detail), else None.
