@@ -15,9 +15,10 @@ sets) for gates that have not been updated.
 
 and is signed by the central authority with :func:`kiosk.signing.sign_document`
 (content type ``TRUST_BUNDLE``).  Parsing is bounded: the size cap of the
-signed document, then :func:`kiosk.verify.cborlimits.check_bounds` (depth 8,
-200,000 items) before ``cbor2`` builds any object, then a strict type check
-of every field.  Every defect raises :class:`kiosk.errors.DocumentError`.
+signed document, then :func:`kiosk.cborsafe.loads` with :data:`BODY_LIMITS`
+(64 MiB, depth 8, 200,000 items checked before any object is built; no tags,
+text keys only, no duplicate keys), then a strict type check of every field.
+Every defect raises :class:`kiosk.errors.DocumentError`.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk import cborsafe
+from kiosk.cborsafe import shown
 from kiosk.decision import CertType
 from kiosk.errors import DocumentError
 from kiosk.signing import TRUST_BUNDLE, verify_document
-from kiosk.verify.cborlimits import CborBoundsError, check_bounds
 from kiosk.verify.revocation import Revocation
 from kiosk.verify.rules import DEFAULT_POLICY, Policy
 from kiosk.verify.trust import Signer, TrustStore
@@ -50,6 +52,8 @@ ACCEPTED_FORMATS = (1, 2)
 MAX_DEPTH = 8
 MAX_ITEMS = 200_000
 MAX_BYTES = 64 * 1024 * 1024
+BODY_LIMITS = cborsafe.Limits(max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_items=MAX_ITEMS,
+                              text_keys=True)
 _KEYS = {"format", "version", "issued_at", "max_age_s", "grace_s", "signers", "revocation",
          "policy", "valuesets"}
 _TYPES = {t.value: t for t in CertType}
@@ -129,12 +133,9 @@ class TrustBundle:
     def from_cbor(cls, body: bytes) -> TrustBundle:
         """Parse an unsigned body. Raises DocumentError naming the first defect."""
         try:
-            check_bounds(body, max_depth=MAX_DEPTH, max_items=MAX_ITEMS)
-            obj = cbor2.loads(body)
-        except CborBoundsError as exc:
-            raise DocumentError(f"trust bundle body out of bounds: {exc}") from None
-        except Exception as exc:  # cbor2 raises several types on hostile input
-            raise DocumentError(f"trust bundle body is not CBOR ({type(exc).__name__})") from None
+            obj = cborsafe.loads(body, BODY_LIMITS)
+        except cborsafe.CborError as exc:
+            raise DocumentError(f"trust bundle body refused: {exc}") from None
         try:
             return cls._from_obj(obj)
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
@@ -144,11 +145,12 @@ class TrustBundle:
     def _from_obj(cls, obj: Any) -> TrustBundle:
         if not isinstance(obj, dict):
             raise ValueError("body is not a map")
-        if set(obj) - _KEYS:
-            raise ValueError(f"unknown keys {sorted(map(str, set(obj) - _KEYS))}")
+        unknown = set(obj) - _KEYS
+        if unknown:
+            raise ValueError(f"{len(unknown)} unknown keys, e.g. {shown(min(map(str, unknown)))}")
         fmt = obj.get("format")
         if type(fmt) is not int or fmt not in ACCEPTED_FORMATS:
-            raise ValueError(f"format {str(fmt)[:20]!r} is not one of {ACCEPTED_FORMATS}")
+            raise ValueError(f"format is {shown(fmt)}, expected one of {ACCEPTED_FORMATS}")
         if fmt < 2 and "valuesets" in obj:
             raise ValueError("valuesets needs format 2")
         for key in ("version", "issued_at", "max_age_s", "grace_s"):

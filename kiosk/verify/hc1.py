@@ -24,7 +24,6 @@ from typing import Any
 from kiosk.decision import CertType, Decision, Reason
 from kiosk.errors import VerificationError
 from kiosk.verify import steps
-from kiosk.verify.bundle import ACCEPTED_FORMATS
 from kiosk.verify.clock import ClockReading, TrustedClock
 from kiosk.verify.cose import CoseSign1, parse_sign1
 from kiosk.verify.fast import holder_masked as _holder
@@ -176,6 +175,9 @@ class Verifier:
 
     def health(self) -> VerifierHealth:
         """The verifier's current state for the screen and MQTT status. Never raises."""
+        # Imported here: kiosk.signing imports kiosk.verify, and bundle imports signing.
+        from kiosk.verify.bundle import ACCEPTED_FORMATS
+
         material = self._material
         try:
             reading = self._clock.reading()
