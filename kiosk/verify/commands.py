@@ -38,6 +38,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     build.add_argument("dsc_dir", type=Path, help="folder of DSC files (PEM/DER/CRT)")
     build.add_argument("description", type=Path, help="TOML or JSON description")
     build.add_argument("--out", type=Path, required=True, help="unsigned body (.cbor)")
+    build.add_argument("--gateway-json", type=Path, action="append", default=[],
+                       metavar="FILE", help="EU DCC Gateway trust-list JSON to import (DSC "
+                       "entries with their country; repeatable)")
     build.add_argument("--valuesets", type=Path, metavar="DIR",
                        help="folder of EU DCC value-set files to include (bundle format 2)")
     build.add_argument("--complete-test-devices", action="store_true",
@@ -89,13 +92,16 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from kiosk.verify.build import build_bundle
+    from kiosk.verify.trustlists import read_gateway_trustlist
     from kiosk.verify.valuesets import load_folder
 
     if args.valuesets is not None and args.body_format < 2:
         raise DocumentError("--valuesets needs --format 2: format 1 has no value sets")
     valuesets = None if args.valuesets is None else load_folder(
         args.valuesets, complete_test_devices=args.complete_test_devices)
-    bundle = build_bundle(args.dsc_dir, args.description, valuesets=valuesets)
+    imported = [s for path in args.gateway_json for s in read_gateway_trustlist(path)]
+    bundle = build_bundle(args.dsc_dir, args.description, valuesets=valuesets,
+                          imported=imported)
     args.out.write_bytes(bundle.to_cbor(args.body_format))
     sets = len(bundle.valuesets.sets) if args.body_format >= 2 else 0
     print(f"{args.out}: unsigned bundle v{bundle.version} (format {args.body_format}), "
