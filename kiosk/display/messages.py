@@ -104,6 +104,18 @@ _MESSAGES: dict[Reason, Message] = {
         "GATE NEEDS AN UPDATE",
         ("Silakan minta bantuan petugas", "Please ask staff for help"),
     ),
+    Reason.UNKNOWN_DISEASE: _m("PENYAKIT TIDAK DIKENAL", "UNKNOWN DISEASE", _ASK_STAFF),
+    Reason.UNKNOWN_VACCINE: _m("JENIS VAKSIN TIDAK DIKENAL", "UNKNOWN VACCINE TYPE", _ASK_STAFF),
+    Reason.UNKNOWN_PRODUCT: _m(
+        "PRODUK VAKSIN TIDAK DIKENAL",
+        "UNKNOWN VACCINE PRODUCT",
+        ("Vaksin ini tidak ada dalam daftar; minta bantuan petugas",
+         "This vaccine is not on the list; please ask staff for help"),
+    ),
+    Reason.UNKNOWN_MANUFACTURER: _m("PRODUSEN TIDAK DIKENAL", "UNKNOWN MANUFACTURER", _ASK_STAFF),
+    Reason.UNKNOWN_TEST_TYPE: _m("JENIS TES TIDAK DIKENAL", "UNKNOWN TEST TYPE", _ASK_STAFF),
+    Reason.UNKNOWN_TEST_RESULT: _m("HASIL TES TIDAK DIKENAL", "UNKNOWN TEST RESULT", _ASK_STAFF),
+    Reason.UNKNOWN_COUNTRY: _m("NEGARA TIDAK DIKENAL", "UNKNOWN COUNTRY", _ASK_STAFF),
     Reason.ALREADY_ADMITTED: _m(
         "SERTIFIKAT SUDAH DIPAKAI",
         "ALREADY USED TO ENTER",

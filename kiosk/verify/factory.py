@@ -126,6 +126,7 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
         issued_at=bundle.issued_at,
         max_age_s=bundle.max_age_s,
         grace_s=bundle.grace_s,
+        valuesets=bundle.valuesets,
     )
 
 
