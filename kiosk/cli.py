@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
         help="broker to publish to when it answers (default 127.0.0.1:1883)",
     )
     demo.add_argument("--no-mqtt", action="store_true", help="do not publish to a broker")
+    demo.add_argument(
+        "--no-fleet", action="store_true", help="do not start the fleet page beside the demo"
+    )
     demo.add_argument("--headless", action="store_true", help="no window, terminal output only")
     demo.add_argument("--fast", action="store_true", help="do not pace frames at the camera rate")
     demo.set_defaults(handler=_demo)
@@ -189,13 +192,23 @@ def _demo(args: argparse.Namespace) -> int:
     host, _, port = args.mqtt.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--mqtt {args.mqtt!r}: expected HOST:PORT")
-    return run_demo(
-        args.workdir,
-        once=args.once,
-        broker=None if args.no_mqtt else (host, int(port)),
-        headless=args.headless,
-        fast=args.fast,
-    )
+    broker = None if args.no_mqtt else (host, int(port))
+    if broker is None or args.once or args.no_fleet:
+        return run_demo(
+            args.workdir, once=args.once, broker=broker, headless=args.headless, fast=args.fast
+        )
+    # The central side, only for this command: the demo gate's fleet page, live.
+    from kiosk.central.fleet.demo import demo_fleet
+
+    with demo_fleet(args.workdir, broker) as fleet:
+        if fleet is None:
+            print("fleet page: not started (no MQTT broker and no mosquitto to start)")
+        else:
+            print(f"fleet page: {fleet.url}  (token: {fleet.token}, kept in {fleet.token_file})")
+            broker = fleet.broker
+        return run_demo(
+            args.workdir, once=False, broker=broker, headless=args.headless, fast=args.fast
+        )
 
 
 if __name__ == "__main__":

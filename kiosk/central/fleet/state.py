@@ -161,6 +161,10 @@ class FleetState:
                 dirty.add((msg.site, msg.gate))
                 if isinstance(msg, Availability):
                     self.count("messages.availability")
+                    if not msg.online and gate.online is not False:
+                        gate.watch.offline_since = now
+                    elif msg.online:
+                        gate.watch.offline_since = None
                     gate.online = msg.online
                 elif isinstance(msg, Status):
                     self.count("messages.status")
