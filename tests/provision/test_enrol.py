@@ -211,3 +211,27 @@ def test_key_rotation_keeps_the_old_key_until_the_new_certificate_is_installed(
     cert = x509.load_pem_x509_certificate(rotated)
     public = cert.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
+
+
+def test_selftest_json_and_trust_checks(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import json
+
+    from kiosk.provision.checks import trust_check
+
+    assert main(["selftest", "--sim", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True and report["failed"] == 0
+    parts = {c["part"]: c["status"] for c in report["checks"]}
+    assert parts["broker"] == "SKIP" and parts["identity"] == "SKIP" and parts["relay"] == "PASS"
+    # A gate on the unsigned DSC folder fails the trust check loudly.
+    (tmp_path / "trust").mkdir()
+    dev = load_config(
+        None,
+        {"device.data_dir": str(tmp_path / "s"), "verify.trust_dir": str(tmp_path / "trust")},
+    )
+    with pytest.raises(RuntimeError, match="UNSIGNED dev mode"):
+        trust_check(dev)
+    none = load_config(None, {"device.data_dir": str(tmp_path / "s2"),
+                              "verify.trust_source": "bundle"})  # fmt: skip
+    with pytest.raises(RuntimeError, match="no signed trust bundle"):
+        trust_check(none)
