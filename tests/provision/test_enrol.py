@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shutil
 import stat
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -235,3 +237,56 @@ def test_selftest_json_and_trust_checks(capsys: pytest.CaptureFixture[str], tmp_
                               "verify.trust_source": "bundle"})  # fmt: skip
     with pytest.raises(RuntimeError, match="no signed trust bundle"):
         trust_check(none)
+
+
+@pytest.fixture
+def enrolment_server(tmp_path: Path) -> Iterator[tuple[str, Path, EnrolmentCA]]:
+    from kiosk.central.enrol.serve import EnrolmentServer
+    from tests.conftest import free_port
+
+    ca = EnrolmentCA.create(tmp_path / "online-ca")
+    key_pem, issued = ca.issue_server(["localhost"])
+    (tmp_path / "srv.key").write_bytes(key_pem)
+    (tmp_path / "srv.crt").write_bytes(issued.pem)
+    (tmp_path / "enrol-ca.crt").write_bytes(ca.cert_pem)
+    port = free_port()
+    server = EnrolmentServer(("127.0.0.1", port), ca, tmp_path / "srv.crt", tmp_path / "srv.key")
+    thread = threading.Thread(target=server.serve_forever, name="test-enrol", daemon=True)
+    thread.start()
+    yield f"https://localhost:{port}", tmp_path / "enrol-ca.crt", ca
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_online_enrolment_with_a_one_time_token(
+    gate: Path,
+    enrolment_server: tuple[str, Path, EnrolmentCA],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, enrol_ca, ca = enrolment_server
+    token = ca.tokens.issue("mall-a", "gate-07")
+    who = ["--site", "mall-a", "--gate", "gate-07", *WIRING]
+    online = ["--enrol-url", url, "--token", token, "--enrol-ca", str(enrol_ca), "--no-selftest"]
+    assert provision(gate, *who, *online) == 0
+    assert "enrolled online" in capsys.readouterr().out
+    config = load_config(gate / "kiosk.toml")
+    assert config.mqtt.tls_cert is not None
+    cert = x509.load_pem_x509_certificate(config.mqtt.tls_cert.read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "mall-a/gate-07"
+    assert (gate / "broker-ca.crt").read_bytes() == ca.cert_pem
+    # The same token again: refused by the centre, with its reason.
+    with pytest.raises(ProvisionError, match=r"refused \(403\).*already used"):
+        from kiosk.provision.online import enrol_online
+
+        enrol_online(url, token, _csr(tmp_path), ca_file=enrol_ca)
+    # A server the gate cannot verify (no CA given, not in the system store): refused.
+    with pytest.raises(ProvisionError, match="cannot enrol"):
+        enrol_online(url, ca.tokens.issue("mall-a", "gate-08"), _csr(tmp_path))
+    with pytest.raises(ProvisionError, match="expected https"):
+        enrol_online("http://localhost:1", "t", b"")
+
+
+def _csr(tmp_path: Path) -> bytes:
+    return DeviceIdentity(tmp_path / "other-gate").prepare("mall-a/gate-07").read_bytes()
