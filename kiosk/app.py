@@ -12,7 +12,9 @@ Thread ownership (see docs/architecture.md):
 - ``kiosk-trust-watch`` (signed bundle, ``verify.reload_interval_s`` > 0) swaps a
   newly installed trust bundle into the verifier; SIGHUP wakes it at once;
 - ``kiosk-nik-kdf`` (``nik.mode = "list"`` with a key input) derives a typed
-  NIK's status-list key (scrypt) so the loop keeps turning meanwhile.
+  NIK's status-list key (scrypt) so the loop keeps turning meanwhile;
+- the ``kiosk-decoder`` child *process* (pyzbar with ``decoder.isolate``) decodes
+  the frames the loop hands it through shared memory; the loop supervises it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ from kiosk.peripherals import (
     display_opener,
 )
 from kiosk.remote.actions import MachineActions
+from kiosk.remote.installers import gate_installers
+from kiosk.remote.receiver import ReleaseReceiver
 from kiosk.remote.replay import AcceptedCommands
 from kiosk.remote.runner import CommandInbox, CommandRunner
 from kiosk.scanloop import CredentialVerifier, ScanLoop, Turn
@@ -169,6 +173,16 @@ def build_app(
         # Parts built later (the scan loop: decoder, camera fps) add status sources here.
         status_sources = StatusSources()
         inbox = CommandInbox() if config.remote.commands else None
+        releases = None
+        if config.remote.distribution and config.mqtt.enabled:
+            releases = ReleaseReceiver(
+                topic_root=config.mqtt.topic_root,
+                site=config.device.site,
+                gate=config.device.gate,
+                staging=config.device.data_dir / "dist",
+                installers=gate_installers(config),
+            )
+            status_sources.add(releases.status)
         publisher = None
         if config.mqtt.enabled:
             publisher = make_publisher(
@@ -177,8 +191,12 @@ def build_app(
                 verifier,
                 status_sources,
                 on_command=inbox.offer if inbox is not None else None,
+                releases=releases,
             )
             stack.callback(_stop_publisher, publisher, config.mqtt.drain_timeout_s)
+            if releases is not None:
+                releases.start(publisher)
+                stack.callback(releases.close)
         status_sources.add(board.status)
         if source is None:
             source = RetryingFrameSource(
@@ -187,7 +205,8 @@ def build_app(
                 timeout_s=config.camera.frame_timeout_s,
             )
         stack.enter_context(source)
-        decoder = create_decoder(config.decoder.backend)
+        decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)
+        stack.callback(decoder.close)
         screen = RetryingScreen(display_opener(config.display), board)
         stack.callback(screen.close)
         factory = (

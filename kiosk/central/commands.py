@@ -87,9 +87,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     service.set_defaults(handler=_service_cert)
 
     # Operator certificates and signed commands (docs/remote.md).
-    from kiosk.central import remote
+    from kiosk.central import publish, remote
 
     remote.register(sub)
+    publish.register(sub)
 
 
 def _ca_dir(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,8 @@ from kiosk.central.fleet.timefmt import iso, local_day, zone
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+SHARED_SYNC_S = 2.0
+"""With a shared subscription, how often totals, today and gaps are re-read from the database."""
 
 
 @dataclass
@@ -114,6 +116,8 @@ class FleetState:
             0, 0.0, MappingProxyType({}), MappingProxyType({}), (), MappingProxyType({})
         )
         self._last_prune = 0.0
+        self._last_sync = 0.0
+        self._zone_changed: set[Key] = set()
         self._load()
 
     # ------------------------------------------------------------------ readers
@@ -135,11 +139,23 @@ class FleetState:
         self.counters[name] += n
 
     def apply(self, batch: Iterable[Message]) -> None:
-        """Apply a batch of checked messages in one transaction, then publish a snapshot."""
+        """Apply a batch of checked messages in one transaction, then publish a snapshot.
+
+        Database rows are touched in phases (report ids, hourly, streams, gates),
+        each in key order, so instances sharing one PostgreSQL never deadlock.
+        """
         now = self._clock()
+        messages = list(batch)
         dirty: set[Key] = set()
         with self._conn.transaction() as conn:
-            for msg in batch:
+            counts = sorted(
+                {(m.site, m.gate, m.store, m.seq_first): m for m in messages
+                 if isinstance(m, Counts)}.items()
+            )
+            new = {key for key, msg in counts if store.record_report(conn, msg, int(now))}
+            hourly: Counter[tuple[str, str, int, str]] = Counter()
+            streams: dict[tuple[str, str, str], Counts] = {}
+            for msg in messages:
                 gate = self._gate(msg.site, msg.gate)
                 gate.last_seen = now
                 dirty.add((msg.site, msg.gate))
@@ -151,14 +167,33 @@ class FleetState:
                     self._apply_status(gate, msg, now)
                 elif isinstance(msg, Counts):
                     self.count("messages.counts")
-                    self._apply_counts(conn, gate, msg, now)
+                    key = (msg.site, msg.gate, msg.store, msg.seq_first)
+                    if key not in new:
+                        self.count("duplicates")
+                        gate.take_totals(msg.store, msg.seq, msg.totals, msg.ts.timestamp())
+                        continue
+                    new.discard(key)  # a second copy in this batch is a duplicate
+                    self._apply_counts(gate, msg, now)
+                    hour = store.hour_of(msg)
+                    for name, value in msg.delta.items():
+                        hourly[(msg.site, msg.gate, hour, name)] += value
+                    best = streams.get((msg.site, msg.gate, msg.store))
+                    if best is None or msg.seq > best.seq:
+                        streams[(msg.site, msg.gate, msg.store)] = msg
                 elif isinstance(msg, Event):
                     self.count("messages.events")
                     entry = (iso(msg.ts.timestamp()), msg.event, msg.kind)
                     if entry not in gate.events:
                         gate.events.append(entry)
-            for key in dirty:
-                store.save_gate(conn, self._gate_row(self._gates[key]))
+            store.add_hourly(conn, hourly)
+            for _, msg in sorted(streams.items()):
+                store.advance_stream(conn, msg)
+            for gate_key in sorted(self._zone_changed):
+                # Read back with this batch's hourly rows (same transaction): another day.
+                self._load_today(self._gates[gate_key], now)
+            self._zone_changed.clear()
+            for gate_key in sorted(dirty):
+                store.save_gate(conn, self._gate_row(self._gates[gate_key]))
         self._refresh(dirty)
 
     def tick(self) -> None:
@@ -193,6 +228,9 @@ class FleetState:
             dirty.update(a[:2] for a, _ in raised)
             dirty.update(a[:2] for a in cleared)
             self.count("alarms.raised", len(raised))
+        if self._cfg.mqtt.shared_group and now - self._last_sync >= SHARED_SYNC_S:
+            self._last_sync = now
+            dirty.update(self._sync_shared(now))
         if now - self._last_prune > 3600:
             self._last_prune = now
             with self._conn.transaction() as conn:
@@ -209,6 +247,7 @@ class FleetState:
         self._stream_max.clear()
         self._open.clear()
         self._views.clear()
+        self._zone_changed.clear()
         try:
             self._conn.close()
             self._conn = self._db.connect()
@@ -234,25 +273,21 @@ class FleetState:
         gate.fields = msg.fields
         if msg.timezone and msg.timezone != gate.timezone:
             gate.timezone = msg.timezone
-            self._load_today(gate, now)
+            self._zone_changed.add((gate.site, gate.gate))  # today re-read after the batch
         gate.take_totals(msg.store, msg.seq or 0, msg.totals, msg.ts.timestamp())
         gate.watch.note_pending(
             int(msg.fields.get("outbox_pending") or 0), now, self._cfg.alarms.backlog_min
         )
 
-    def _apply_counts(self, conn: Any, gate: GateState, msg: Counts, now: float) -> None:
+    def _apply_counts(self, gate: GateState, msg: Counts, now: float) -> None:
+        """Memory effects of a new (not duplicate) report."""
         gate.take_totals(msg.store, msg.seq, msg.totals, msg.ts.timestamp())
-        if not store.record_report(conn, msg, int(now)):
-            self.count("duplicates")
-            return
-        store.add_hourly(conn, msg)
-        store.advance_stream(conn, msg)
         self._track_gaps(gate, msg, now)
         if gate.today_end - 86400 - 7200 <= msg.bucket_start < gate.today_end:
             day = local_day(msg.bucket_start, zone(gate.timezone))[0]
             if day == gate.today_date:
                 gate.today.update(msg.delta)
-        if msg.bucket_start // store.HOUR * store.HOUR == gate.hour:
+        if store.hour_of(msg) == gate.hour:
             gate.this_hour.update(msg.delta)
 
     def _track_gaps(self, gate: GateState, msg: Counts, now: float) -> None:
@@ -276,6 +311,47 @@ class FleetState:
             if msg.seq < last:
                 kept.append((store_id, msg.seq + 1, last, since))
         gate.watch.gaps = kept
+
+    def _sync_shared(self, now: float) -> set[Key]:
+        """Adopt what other instances wrote: they receive the counts this one does not.
+
+        Each instance sees only its share of ``counts`` on a shared subscription,
+        but all of them write the one database, so totals, today and gaps are
+        read back from it (status and availability reach every instance).
+        """
+        changed: set[Key] = set()
+        for row in store.load_streams(self._conn):
+            key = (row.site, row.gate)
+            gate = self._gates.get(key) or self._gate(row.site, row.gate)
+            self._stream_max[(row.site, row.gate, row.store)] = max(
+                row.seq, self._stream_max.get((row.site, row.gate, row.store), 0))
+            if gate.take_totals(row.store, row.seq, row.totals, float(row.ts)):
+                changed.add(key)
+        windows: dict[tuple[int, int], list[GateState]] = {}
+        for gate in self._gates.values():
+            _, start, end = local_day(now, zone(gate.timezone))
+            windows.setdefault((start, end), []).append(gate)
+        for (start, end), members in windows.items():
+            sums: dict[Key, Counter[str]] = {}
+            for site, name, _, counter, value in store.hourly(
+                self._conn, site=None, gate=None, start=start, end=end
+            ):
+                sums.setdefault((site, name), Counter())[counter] += value
+            for gate in members:
+                today = sums.get((gate.site, gate.gate), Counter())
+                if today != gate.today:
+                    gate.today = today
+                    changed.add((gate.site, gate.gate))
+        found: dict[Key, list[tuple[str, int, int]]] = {}
+        for site, name, store_id, first, last in store.gaps(self._conn):
+            found.setdefault((site, name), []).append((store_id, first, last))
+        for key, gate in self._gates.items():
+            since = {(g[0], g[1], g[2]): g[3] for g in gate.watch.gaps}
+            fresh = [(s, a, b, since.get((s, a, b), now)) for s, a, b in found.get(key, [])]
+            if fresh != gate.watch.gaps:
+                gate.watch.gaps = fresh
+                changed.add(key)
+        return changed
 
     def _load_today(self, gate: GateState, now: float) -> None:
         day, start, end = local_day(now, zone(gate.timezone))

@@ -48,17 +48,25 @@ def record_report(conn: Connection, msg: Counts, received: int) -> bool:
     return cursor.rowcount == 1
 
 
-def add_hourly(conn: Connection, msg: Counts) -> None:
-    """Add the report's delta to the UTC hour of its bucket start.
+def hour_of(msg: Counts) -> int:
+    """The UTC hour (UNIX s) a report's delta is added to: that of its bucket start.
 
     A merged range (an outbox that overflowed during a long outage) may span more
     than an hour; it lands in its first hour (docs/fleet.md).
     """
-    hour = msg.bucket_start // HOUR * HOUR
+    return msg.bucket_start // HOUR * HOUR
+
+
+def add_hourly(conn: Connection, rows: Mapping[tuple[str, str, int, str], int]) -> None:
+    """Add ``{(site, gate, hour, name): value}`` to the hourly series.
+
+    Rows are written in key order: two instances sharing PostgreSQL then lock
+    rows in the same order and cannot deadlock.
+    """
     conn.executemany(
         "INSERT INTO hourly (site, gate, hour, name, value) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (site, gate, hour, name) DO UPDATE SET value = hourly.value + excluded.value",
-        [(msg.site, msg.gate, hour, name, value) for name, value in msg.delta.items() if value],
+        [(*key, value) for key, value in sorted(rows.items()) if value],
     )
 
 
