@@ -148,3 +148,55 @@ def broker_check(config: KioskConfig, timeout_s: float = BROKER_TIMEOUT_S) -> st
         else ("TLS" if mqtt_cfg.tls_ca is not None else "PLAIN TCP")
     )
     return f"connected to {where} ({tls})"
+
+
+def nik_list_check(config: KioskConfig, now: datetime | None = None) -> str:
+    """The signed NIK status list (``nik.mode = "list"``): installed, verified, not expired."""
+    if config.nik.mode != "list":
+        return f"SKIP: nik.mode = {config.nik.mode!r} (no status list needed)"
+    from kiosk.nik.store import installed_manifest
+    from kiosk.signing import load_public_keys
+
+    manifest = installed_manifest(
+        config.nik.list_dir, load_public_keys(config.verify.authority_keys)
+    )
+    if manifest is None:
+        raise RuntimeError(
+            f"no signed NIK list in {config.nik.list_dir}: typed KTP numbers get "
+            f"nik.on_list_unavailable = {config.nik.on_list_unavailable!r}; kiosk nik install LIST"
+        )
+    now = now or datetime.now(UTC)
+    if manifest.expired(now):
+        raise RuntimeError(
+            f"NIK list v{manifest.version} expired {manifest.expires_at:%Y-%m-%d %H:%M}"
+        )
+    age_h = (now - manifest.issued_at).total_seconds() / 3600
+    return (
+        f"list v{manifest.version}, {age_h:.1f} h old, "
+        f"valid until {manifest.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def camera_rate_check(config: KioskConfig, seconds: float = 1.0) -> str:
+    """Frames per second the camera really delivers (camera.fps is what was asked)."""
+    import time
+
+    from kiosk.camera import open_frame_source
+
+    if config.camera.source != "picamera2":
+        return f"SKIP: camera.source = {config.camera.source!r} (files play at their own pace)"
+    frames = 0
+    with open_frame_source(config.camera) as source:
+        source.read()  # the first frame may take the sensor's start-up time
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            if source.read() is None:
+                break
+            frames += 1
+        elapsed = time.monotonic() - start
+    fps = frames / elapsed if elapsed > 0 else 0.0
+    if fps < config.camera.fps / 2:
+        raise RuntimeError(
+            f"{fps:.1f} frames/s, less than half of camera.fps {config.camera.fps:g}"
+        )
+    return f"{fps:.1f} frames/s (asked {config.camera.fps:g})"

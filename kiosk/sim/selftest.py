@@ -123,6 +123,8 @@ def _system_checks(report: _Report, config: KioskConfig, *, sim: bool) -> None:
     else:
         report.check("clock", lambda: checks.clock_check(config))
         report.check("trust", lambda: checks.trust_check(config))
+    report.check("camera rate", lambda: checks.camera_rate_check(config))
+    report.check("nik list", lambda: checks.nik_list_check(config))
     report.check("identity", lambda: checks.identity_check(config))
     report.check("broker", lambda: checks.broker_check(config))
 

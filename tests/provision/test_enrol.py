@@ -290,3 +290,32 @@ def test_online_enrolment_with_a_one_time_token(
 
 def _csr(tmp_path: Path) -> bytes:
     return DeviceIdentity(tmp_path / "other-gate").prepare("mall-a/gate-07").read_bytes()
+
+
+def test_selftest_nik_list_check(tmp_path: Path) -> None:
+    from kiosk.provision.checks import nik_list_check
+
+    off = load_config(None, {"device.data_dir": str(tmp_path / "s")})
+    assert nik_list_check(off).startswith("SKIP")
+    keys = tmp_path / "authority"
+    keys.mkdir()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    (keys / "a.pem").write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    listed = load_config(
+        None,
+        {
+            "device.data_dir": str(tmp_path / "s"),
+            "nik.mode": "list",
+            "nik.list_dir": str(tmp_path / "niklist"),
+            "verify.authority_keys": str(keys),
+        },
+    )
+    with pytest.raises(RuntimeError, match="no signed NIK list"):
+        nik_list_check(listed)
