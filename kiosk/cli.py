@@ -13,6 +13,7 @@ from pathlib import Path
 from kiosk import __version__
 from kiosk.certlogic import commands as certlogic_commands
 from kiosk.config import load_config
+from kiosk.decode import commands as decode_commands
 from kiosk.errors import ConfigError, KioskError
 from kiosk.nik import commands as nik_commands
 from kiosk.provision import commands as provision_commands
@@ -26,6 +27,7 @@ FEATURE_COMMANDS = (
     sim_commands.register,
     nik_commands.register,
     certlogic_commands.register,
+    decode_commands.register,
     provision_commands.register,
 )
 log = logging.getLogger("kiosk")
