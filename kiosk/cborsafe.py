@@ -69,7 +69,7 @@ class Limits:
 
     Attributes:
         max_bytes: largest encoded size.
-        max_depth: deepest nesting of arrays, maps and tags (a top-level scalar is 1).
+        max_depth: deepest nesting of arrays, maps and tags (an array of scalars is 1).
         max_items: most data items in total (a map pair counts two).
         tags: tags ``cbor2`` may interpret, a subset of :data:`DATE_TAGS`.
         text_keys: map keys must be text or byte strings.

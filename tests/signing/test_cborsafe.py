@@ -225,3 +225,10 @@ def test_a_repeated_key_is_always_refused(entries: dict[str, int], data: st.Data
     encoded = bytes([0xA0 + len(pairs)]) + b"".join(pairs) if len(pairs) < 24 else b""
     with pytest.raises(CborError, match="duplicate map key"):
         loads(encoded, TEXT_KEYS)
+
+
+def test_large_inputs_decode_exactly_through_the_reused_decoder() -> None:
+    limits = Limits(max_bytes=1 << 22, max_depth=4, max_items=100_000, text_keys=True)
+    for size in (4095, 4097, 70_000):
+        value = {"blob": bytes(range(256)) * (size // 256), "list": list(range(size // 10))}
+        assert loads(cbor2.dumps(value), limits) == value
