@@ -202,7 +202,6 @@ def _install(args: argparse.Namespace) -> int:
     from kiosk.config import load_config
     from kiosk.signing import load_public_keys
     from kiosk.verify.bundlefile import install_bundle
-    from kiosk.verify.factory import open_trusted_clock
 
     config = load_config(args.config)
     target = config.device.data_dir / config.verify.bundle_file
@@ -216,6 +215,8 @@ def _install(args: argparse.Namespace) -> int:
         print(f"refused: cannot write {target}: {exc.strerror or type(exc).__name__}; "
               "the installed bundle is unchanged", file=sys.stderr)
         return 1
+    from kiosk.verify.factory import open_trusted_clock  # only once a bundle is installed
+
     # The issue time is evidence of the time: offered to the clock's high-water
     # mark now, bounded as the gate does at load (a far-future one waits).
     try:
