@@ -16,6 +16,8 @@ in the same run:
 * **corpus**: the synthetic phone-screen corpus (tests/scancorpus.py: 13
   conditions × 3 severities) through ``create_decoder(backend).decode``, success
   per condition and wrong reads, against a bare library call on the same frames.
+* **pyzbar_isolation**: pyzbar in-process against pyzbar in its supervised
+  worker process (``decoder.isolate``), interleaved on the same frames.
 
 Usage: PYTHONPATH=. python bench/scan.py [--idle-frames 450] [--seeds 2] [--tiny]
 """
@@ -44,7 +46,8 @@ from gpiozero.pins.mock import MockFactory
 from kiosk.app import GateApp, build_app
 from kiosk.camera import ArrayFrameSource
 from kiosk.config import load_config
-from kiosk.decode import available_backends
+from kiosk.decode import Decoder, available_backends, create_decoder
+from kiosk.decode.zxing import ZxingDecoder
 from tests import scancorpus
 
 FPS = 15.0
@@ -186,6 +189,96 @@ def first_read_report(backend: str, seed: int) -> dict[str, Any]:
     return report
 
 
+def corpus_pass(decoder: Decoder, cases: list[scancorpus.Case]) -> dict[str, Any]:
+    """Success per condition, wrong reads and time per frame of ``decoder`` on ``cases``."""
+    per: dict[str, list[int]] = {}
+    wrong = 0
+    start = time.process_time()
+    for case in cases:
+        texts = decoder.decode(case.gray)
+        tally = per.setdefault(case.condition, [0, 0])
+        tally[0] += texts == [case.text]
+        tally[1] += 1
+        wrong += any(text != case.text for text in texts)
+    cpu = time.process_time() - start
+    read = sum(t[0] for t in per.values())
+    return {
+        "read": read,
+        "frames": len(cases),
+        "success": round(read / len(cases), 4),
+        "wrong_reads": wrong,
+        "cpu_ms_per_frame": round(cpu / len(cases) * 1000, 3),
+        "per_condition": {name: f"{t[0]}/{t[1]}" for name, t in per.items()},
+    }
+
+
+def corpus_report(backend: str, seeds: int, tiny: bool = False) -> dict[str, Any]:
+    """The corpus at 3, 2.5 and 2 px/module (640×480) and 3 px/module at 1280×720.
+
+    ``tiny``: three conditions at 3 px/module only (the smoke test).
+    """
+    report: dict[str, Any] = {}
+    sets = [("640x480_3px", 3.0, (480, 640)), ("640x480_2.5px", 2.5, (480, 640)),
+            ("640x480_2px", 2.0, (480, 640)), ("1280x720_3px", 3.0, (720, 1280))]
+    conditions = ("clean", "blur", "moire") if tiny else scancorpus.CONDITIONS
+    for name, px, size in sets[:1] if tiny else sets:
+        cases = scancorpus.corpus(px, range(seeds), conditions=conditions, size=size)
+        if backend == "zxing":
+            first = corpus_pass(ZxingDecoder(second_look=False), cases)
+            gate_decoder = ZxingDecoder()
+            full = corpus_pass(gate_decoder, cases)
+            full["second_looks"] = gate_decoder.second_looks
+            full["second_look_reads"] = gate_decoder.second_look_reads
+            full["second_look_by"] = gate_decoder.second_look_by
+            report[name] = {"first_attempt": first, "with_second_look": full}
+        else:
+            report[name] = {"first_attempt": corpus_pass(create_decoder(backend), cases)}
+    report["wrong_reads"] = sum(
+        part["wrong_reads"] for entry in report.values() for part in entry.values()
+    )
+    return report
+
+
+def isolation_report(runs: int) -> dict[str, Any]:
+    """pyzbar in-process against pyzbar in its supervised worker: wall ms per frame, same frames."""
+    from kiosk.decode.isolated import IsolatedDecoder
+
+    rng = np.random.default_rng(3)
+    frames = {
+        "code": scancorpus.make_case("clean", 1, 3.0, seed=5).gray,
+        "idle": scancorpus.idle_frame(rng, scancorpus.idle_scene(rng)),
+    }
+    plain = create_decoder("pyzbar")
+    isolated = create_decoder("pyzbar", isolate=True)
+    assert isinstance(isolated, IsolatedDecoder)
+    try:
+        deadline = time.monotonic() + 30
+        while not isolated.ready:  # the worker starts (the fallback reads meanwhile)
+            isolated.decode(frames["code"])
+            assert time.monotonic() < deadline, "the decoder worker never became ready"
+            time.sleep(0.01)
+        report: dict[str, Any] = {}
+        for kind, gray in frames.items():
+            times: dict[str, list[float]] = {"in_process": [], "isolated": []}
+            for _ in range(runs):  # interleaved, so both see the same machine
+                for name, decoder in (("in_process", plain), ("isolated", isolated)):
+                    start = time.perf_counter()
+                    decoder.decode(gray)
+                    times[name].append(time.perf_counter() - start)
+            inside = float(np.median(times["in_process"]))
+            outside = float(np.median(times["isolated"]))
+            report[kind] = {
+                "in_process_ms": round(inside * 1000, 3),
+                "isolated_ms": round(outside * 1000, 3),
+                "added_ms": round((outside - inside) * 1000, 3),
+                "ratio": round(outside / inside, 3),
+            }
+        report["crashes"] = isolated.crashes
+        return report
+    finally:
+        isolated.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -210,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         result["backends"][backend] = {
             "idle": idle_report(backend, args.idle_frames, seed=7),
             "first_read": first_read_report(backend, seed=11),
+            "corpus": corpus_report(backend, args.seeds, args.tiny),
         }
+    if "pyzbar" in backends:
+        result["pyzbar_isolation"] = isolation_report(5 if args.tiny else 60)
     print(json.dumps(result))
     return 0
 

@@ -12,7 +12,9 @@ Thread ownership (see docs/architecture.md):
 - ``kiosk-trust-watch`` (signed bundle, ``verify.reload_interval_s`` > 0) swaps a
   newly installed trust bundle into the verifier; SIGHUP wakes it at once;
 - ``kiosk-nik-kdf`` (``nik.mode = "list"`` with a key input) derives a typed
-  NIK's status-list key (scrypt) so the loop keeps turning meanwhile.
+  NIK's status-list key (scrypt) so the loop keeps turning meanwhile;
+- the ``kiosk-decoder`` child *process* (pyzbar with ``decoder.isolate``) decodes
+  the frames the loop hands it through shared memory; the loop supervises it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from kiosk.camera import FrameSource, open_frame_source
 from kiosk.config import KioskConfig
 from kiosk.decision import Decision
 from kiosk.decode import IdleThrottle, RepeatFilter, create_decoder
-from kiosk.display import NullScreen, Screen, open_screen
+from kiosk.display import NullScreen, Screen
 from kiosk.gate import (
     GateDriver,
     GateInputs,
@@ -43,7 +45,17 @@ from kiosk.inputs import CameraInput, CommandInput, KeypadInput
 from kiosk.nik import NikEntry, build_nik_verifier
 from kiosk.nik.devices import KeySource, open_key_source
 from kiosk.nik.worker import KdfWorker, NikCheck, StagedNikVerifier
+from kiosk.peripherals import (
+    FaultBoard,
+    RetryingFrameSource,
+    RetryingKeySource,
+    RetryingScreen,
+    count_event,
+    display_opener,
+)
 from kiosk.remote.actions import MachineActions
+from kiosk.remote.installers import gate_installers
+from kiosk.remote.receiver import ReleaseReceiver
 from kiosk.remote.replay import AcceptedCommands
 from kiosk.remote.runner import CommandInbox, CommandRunner
 from kiosk.scanloop import CredentialVerifier, ScanLoop, Turn
@@ -133,14 +145,19 @@ def build_app(
             trusted = -1
             watcher = None
         store = stack.enter_context(open_count_store(config))
-        if keys is None:
-            keys = open_key_source(
-                config.nik.input,
-                keypad_device=config.nik.keypad_device,
-                serial_port=config.nik.serial_port,
-                serial_baud=config.nik.serial_baud,
-                serial_pattern=config.nik.serial_pattern,
-                serial_terminator=config.nik.serial_terminator,
+        # A missing camera, KTP reader or screen degrades its one function (kiosk.peripherals).
+        board = FaultBoard(count_event(store, wall_clock), _fault_reporter(heartbeat, on_event))
+        if keys is None and config.nik.input != "none":
+            keys = RetryingKeySource(
+                lambda: open_key_source(
+                    config.nik.input,
+                    keypad_device=config.nik.keypad_device,
+                    serial_port=config.nik.serial_port,
+                    serial_baud=config.nik.serial_baud,
+                    serial_pattern=config.nik.serial_pattern,
+                    serial_terminator=config.nik.serial_terminator,
+                ),
+                board,
             )
         if keys is not None:
             stack.callback(keys.close)
@@ -156,6 +173,16 @@ def build_app(
         # Parts built later (the scan loop: decoder, camera fps) add status sources here.
         status_sources = StatusSources()
         inbox = CommandInbox() if config.remote.commands else None
+        releases = None
+        if config.remote.distribution and config.mqtt.enabled:
+            releases = ReleaseReceiver(
+                topic_root=config.mqtt.topic_root,
+                site=config.device.site,
+                gate=config.device.gate,
+                staging=config.device.data_dir / "dist",
+                installers=gate_installers(config),
+            )
+            status_sources.add(releases.status)
         publisher = None
         if config.mqtt.enabled:
             publisher = make_publisher(
@@ -164,13 +191,23 @@ def build_app(
                 verifier,
                 status_sources,
                 on_command=inbox.offer if inbox is not None else None,
+                releases=releases,
             )
             stack.callback(_stop_publisher, publisher, config.mqtt.drain_timeout_s)
+            if releases is not None:
+                releases.start(publisher)
+                stack.callback(releases.close)
+        status_sources.add(board.status)
         if source is None:
-            source = open_frame_source(config.camera)
+            source = RetryingFrameSource(
+                lambda: open_frame_source(config.camera),
+                board,
+                timeout_s=config.camera.frame_timeout_s,
+            )
         stack.enter_context(source)
-        decoder = create_decoder(config.decoder.backend)
-        screen = open_screen(config.display)
+        decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)
+        stack.callback(decoder.close)
+        screen = RetryingScreen(display_opener(config.display), board)
         stack.callback(screen.close)
         factory = (
             pin_factory if pin_factory is not None else make_pin_factory(config.gate.pin_factory)
@@ -220,6 +257,20 @@ def build_app(
             publisher.start()  # every status source exists now; connecting never blocks
         log.info("decoder: %s", decoder.name)
         yield GateApp(config, loop, outputs, screen, store, publisher, decoder.name, trusted)
+
+
+def _fault_reporter(
+    heartbeat: Heartbeat | None, on_event: Callable[[str, dict[str, Any]], None] | None
+) -> Callable[[str, bool], None]:
+    """What a peripheral fault changes beyond its report: the watchdog and the event hook."""
+
+    def changed(part: str, faulty: bool) -> None:
+        if part == "camera" and heartbeat is not None:
+            heartbeat.camera_absent(faulty)  # KTP entry still works: no restart for it
+        if on_event is not None:
+            on_event("fault" if faulty else "recovered", {"part": part})
+
+    return changed
 
 
 def _command_runner(

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.cborsafe import shown
 from kiosk.errors import DocumentError, VerificationError
 from kiosk.verify.cose import parse_sign1
 
@@ -75,12 +76,17 @@ def verify_document(
     except VerificationError as exc:
         raise DocumentError(f"not a signed document: {exc.detail}") from None
     protected = message.protected
-    if protected.get(_LABEL_ALG) != ALG_EDDSA:
-        raise DocumentError(f"unsupported signature algorithm {protected.get(_LABEL_ALG)!r}")
-    if protected.get(_LABEL_CONTENT_TYPE) != content_type:
+    # Header values are untrusted until the signature checks: described, never printed whole.
+    alg = protected.get(_LABEL_ALG)
+    if type(alg) is not int or alg != ALG_EDDSA:
         raise DocumentError(
-            f"document is {protected.get(_LABEL_CONTENT_TYPE)!r}, expected {content_type!r}"
-        )
+            f"unsupported signature algorithm (protected header alg is {shown(alg)}; "
+            f"expected EdDSA, {ALG_EDDSA})")
+    kind = protected.get(_LABEL_CONTENT_TYPE)
+    if type(kind) is not str or kind != content_type:
+        raise DocumentError(
+            f"document is {shown(kind)} (protected header content type), "
+            f"expected {content_type!r}")
     kid = protected.get(_LABEL_KID)
     keys = {key_id(k): k for k in trusted}
     if not isinstance(kid, bytes) or kid not in keys:

@@ -149,7 +149,7 @@ def _conditions() -> dict[str, tuple[float, float, Degrade]]:
     fillers: dict[str, tuple[float, float, Degrade]] = {
         "clean": (45, 215, lambda s, k, r, f: s),
         "blur": (45, 215, lambda s, k, r, f: _blur(s, (1.0, 1.4, 1.8)[k - 1])),
-        "motion_blur": (45, 215, lambda s, k, r, f: _motion(s, (4, 6, 8)[k - 1])),
+        "motion_blur": (45, 215, lambda s, k, r, f: _motion(s, (3, 4, 5)[k - 1])),
         "noise": (45, 215, lambda s, k, r, f: s + r.normal(0, (10, 16, 22)[k - 1], s.shape)),
         "rotation": (45, 215, lambda s, k, r, f: _rotate(s, (12, 30, 45)[k - 1], f)),
         "keystone": (45, 215, lambda s, k, r, f: _keystone(s, (0.15, 0.25, 0.35)[k - 1], f)),

@@ -45,6 +45,9 @@ def _scan(report: dict[str, Any]) -> None:
     for backend in report["backends"].values():
         assert backend["idle"]["frames_decoded_every_frame"] == backend["idle"]["frames"]
         assert backend["first_read"]["clean_1"]["adaptive"]["frames_to_decision"] == 1
+        assert backend["corpus"]["wrong_reads"] == 0
+    if "pyzbar" in report["backends"]:
+        assert report["pyzbar_isolation"]["crashes"] == 0
 
 
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"pipeline.py": _pipeline, "scan.py": _scan}

@@ -3,7 +3,7 @@
 - ``kiosk central ca init --ca-dir DIR``: a new CA (``ca.key`` stays there, ``ca.crt`` goes out)
 - ``kiosk central token SITE GATE``: a one-time enrolment token for that gate
 - ``kiosk central enrol CSR --token T`` (alias ``sign``): the gate's certificate
-- ``kiosk central broker-cert HOST...`` / ``service-cert fleet|homeassistant``
+- ``kiosk central broker-cert HOST...`` / ``service-cert fleet|homeassistant|operator``
 - ``kiosk central operator keygen|certify`` and ``kiosk central command ACTION``: signed
   remote commands (:mod:`kiosk.central.remote`)
 
@@ -67,16 +67,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     broker.set_defaults(handler=_broker_cert)
 
     service = sub.add_parser("service-cert", help="a client certificate for a central service")
-    service.add_argument("name", choices=("fleet", "homeassistant"))
+    service.add_argument("name", choices=("fleet", "homeassistant", "operator"))
     service.add_argument("--out-dir", type=Path, required=True)
     service.add_argument("--days", type=int, default=365)
     _ca_dir(service)
     service.set_defaults(handler=_service_cert)
 
     # Operator certificates and signed commands (docs/remote.md).
-    from kiosk.central import remote
+    from kiosk.central import publish, remote
 
     remote.register(sub)
+    publish.register(sub)
 
 
 def _ca_dir(parser: argparse.ArgumentParser) -> None:

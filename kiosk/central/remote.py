@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,7 +22,7 @@ from kiosk.errors import ConfigError
 from kiosk.remote.command import ACTIONS, certify_operator, encode_command, sign_command
 from kiosk.signing import load_private_key, load_public_keys, save_private_key, save_public_key
 
-__all__ = ["command_topic", "publish_command", "register"]
+__all__ = ["command_topic", "mqtt_client", "publish_command", "register"]
 
 DEFAULT_TOPIC_ROOT = "kiosk/{site}/{gate}"
 
@@ -110,6 +111,22 @@ def _broker(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+def mqtt_client(broker: str, tls: dict[str, Path | None] | None = None) -> Any:
+    """A connected paho client (MQTT v5) for ``mqtt[s]://HOST:PORT``, TLS files optional."""
+    import paho.mqtt.client as mqtt
+
+    host, port, use_tls = _broker(broker)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if use_tls or (tls and tls.get("ca")):
+        client.tls_set(
+            ca_certs=str(tls["ca"]) if tls and tls.get("ca") else None,
+            certfile=str(tls["cert"]) if tls and tls.get("cert") else None,
+            keyfile=str(tls["key"]) if tls and tls.get("key") else None,
+        )
+    client.connect(host, port)
+    return client
+
+
 def publish_command(
     messages: dict[str, bytes],
     *,
@@ -126,14 +143,7 @@ def publish_command(
     """
     import paho.mqtt.client as mqtt
 
-    host, port, use_tls = _broker(broker)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if use_tls or (tls and tls.get("ca")):
-        client.tls_set(
-            ca_certs=str(tls["ca"]) if tls and tls.get("ca") else None,
-            certfile=str(tls["cert"]) if tls and tls.get("cert") else None,
-            keyfile=str(tls["key"]) if tls and tls.get("key") else None,
-        )
+    client = mqtt_client(broker, tls)
     outcomes: dict[str, str | None] = dict.fromkeys(messages)
     done = threading.Event()
     event_topics = {topic_root.format(site=site, gate=g) + "/events": g for g in messages}
@@ -152,7 +162,6 @@ def publish_command(
                 done.set()
 
     client.on_message = on_message
-    client.connect(host, port)
     client.loop_start()
     try:
         for topic in event_topics:

@@ -15,9 +15,9 @@ evaluations inside lambdas per run). Every failure is a :class:`CertLogicError`.
 Deliberate strictness beyond the specification's letter (all documented in
 docs/certlogic.md): date-times are neither truthy nor falsy; ``===`` and ``in``
 compare without coercion also between booleans and integers (Python's
-``True == 1`` does not leak through); ``var`` on a string yields ``null``
-rather than a character; a path fragment indexes an array only when it is all
-digits.
+``True == 1`` does not leak through); a path fragment indexes an array only
+when it is all digits (``var`` on a string by index gives that character, as
+in JavaScript's reference implementation).
 """
 
 from __future__ import annotations
@@ -56,15 +56,16 @@ Node = Callable[[Any, list[int]], Any]
 class Program:
     """A compiled CertLogic expression; call :meth:`run` with a data context."""
 
-    __slots__ = ("_node", "nodes")
+    __slots__ = ("node", "nodes")
 
     def __init__(self, node: Node, nodes: int) -> None:
-        self._node = node
+        """``node``: the compiled root, called as ``node(data, [budget])``; ``nodes``: its size."""
+        self.node = node
         self.nodes = nodes
 
     def run(self, data: Any, max_steps: int = MAX_STEPS) -> Any:
         """Evaluate on ``data`` (JSON values); raises :class:`CertLogicError` on any failure."""
-        return self._node(data, [max_steps])
+        return self.node(data, [max_steps])
 
 
 def compile_expression(expr: Any, *, max_depth: int = MAX_DEPTH,
@@ -184,7 +185,13 @@ class _Compiler:
         guard, then, otherwise = self._operands(values, depth)
 
         def node(data: Any, budget: list[int]) -> Any:
-            return then(data, budget) if truthy(guard(data, budget)) else otherwise(data, budget)
+            value = guard(data, budget)
+            # The usual guards (a present entry, a boolean) decided without a call.
+            if value is True or (type(value) is dict and value):
+                return then(data, budget)
+            if value is False or value is None:
+                return otherwise(data, budget)
+            return then(data, budget) if truthy(value) else otherwise(data, budget)
 
         return node
 
@@ -382,6 +389,28 @@ def _constant(value: Any) -> Node:
     return lambda data, budget: value
 
 
+class _Index(str):
+    """A digit path fragment: a key for objects, an index for arrays (as JavaScript's ``acc[f]``).
+
+    Being a ``str`` it finds the key ``"0"`` in a dict; its ``__index__`` makes
+    it index a list. So one plain subscription chain serves both, without a
+    type test per step (``var`` is most of a rule's work).
+    """
+
+    position: int
+
+    def __new__(cls, fragment: str) -> _Index:
+        self = super().__new__(cls, fragment)
+        self.position = int(fragment, 10)  # int(self) would call __index__
+        return self
+
+    def __index__(self) -> int:
+        return self.position
+
+
+_MISSING = (KeyError, IndexError, TypeError)
+
+
 def _compile_var(path: Any) -> Node:
     if type(path) is not str:
         raise CertLogicError('not of the form { "var": "<path>" }')
@@ -389,24 +418,57 @@ def _compile_var(path: Any) -> Node:
         return lambda data, budget: data
     if _PATH.fullmatch(path) is None:
         raise CertLogicError(f"data access path doesn't have a valid format: {path:.40}")
-    steps = tuple((fragment, int(fragment) if fragment.isdigit() else None)
-                  for fragment in path.split("."))
+    keys = tuple(_Index(f) if f.isdigit() else f for f in path.split("."))
+    # Subscription raises KeyError (no such key), IndexError (past the end) or TypeError
+    # (null, a number, a key into an array): all of them mean "null". Unrolled for the
+    # usual lengths: a loop costs twice as much.
+    if len(keys) == 1:
+        (k0,) = keys
 
-    def node(data: Any, budget: list[int]) -> Any:
-        for key, index in steps:
-            kind = type(data)
-            if kind is dict:
-                data = data.get(key)
-            elif kind is list and index is not None:
-                data = data[index] if index < len(data) else None
-            else:
+        def var1(data: Any, budget: list[int]) -> Any:
+            try:
+                return data[k0]
+            except _MISSING:
                 return None
-            if data is None:
+
+        return var1
+    if len(keys) == 2:
+        k0, k1 = keys
+
+        def var2(data: Any, budget: list[int]) -> Any:
+            try:
+                return data[k0][k1]
+            except _MISSING:
                 return None
+
+        return var2
+    if len(keys) == 3:
+        k0, k1, k2 = keys
+
+        def var3(data: Any, budget: list[int]) -> Any:
+            try:
+                return data[k0][k1][k2]
+            except _MISSING:
+                return None
+
+        return var3
+    if len(keys) == 4:
+        k0, k1, k2, k3 = keys
+
+        def var4(data: Any, budget: list[int]) -> Any:
+            try:
+                return data[k0][k1][k2][k3]
+            except _MISSING:
+                return None
+
+        return var4
+
+    def var_n(data: Any, budget: list[int]) -> Any:
+        try:
+            for key in keys:
+                data = data[key]
+        except _MISSING:
+            return None
         return data
 
-    if len(steps) == 1:  # the common short paths, without the loop
-        (key, index), = steps
-        if index is None:
-            return lambda data, budget: data.get(key) if type(data) is dict else None
-    return node
+    return var_n

@@ -101,8 +101,13 @@ def instant_text(moment: datetime) -> str:
     """``moment`` as CertLogic date-time text, UTC with milliseconds (naive means UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:"
+            f"{m.second:02d}.{m.microsecond // 1000:03d}Z")
+
+
+# One version as the hot loop reads it: (valid from, valid to, certificate type, root, rule).
+_Version = tuple[int, int, str, Any, Rule]
 
 
 class RuleSet:
@@ -113,8 +118,11 @@ class RuleSet:
         groups: dict[str, list[Rule]] = {}
         for rule in rules:
             groups.setdefault(rule.identifier, []).append(rule)
-        self._groups = tuple(
-            (identifier, tuple(sorted(versions, key=lambda r: r.version, reverse=True)))
+        self._groups: tuple[tuple[str, tuple[_Version, ...]], ...] = tuple(
+            (identifier, tuple((r.valid_from_ms, r.valid_to_ms, r.certificate_type,
+                                r.program.node, r)
+                               for r in sorted(versions, key=lambda r: r.version,
+                                               reverse=True)))
             for identifier, versions in groups.items())
         self.rules = tuple(rules)
         self.value_sets = dict(value_sets)
@@ -145,44 +153,62 @@ class RuleSet:
         Raises :class:`CertLogicError` only when the validation clock is missing
         or malformed (a caller's mistake, not a rule's); rule errors are outcomes.
         """
-        kind, at_ms, data = self._context(payload, external)
-        return [self._decide(identifier, versions, kind, at_ms, data)
-                for identifier, versions in self._groups]
+        kind, at_ms, data = _context(payload, external)
+        outcomes = []
+        for identifier, versions in self._groups:
+            version = _valid_version(versions, at_ms)
+            if version is None:
+                outcomes.append(RuleOutcome(identifier, None, None))
+                continue
+            _, _, rule_kind, node, rule = version
+            if rule_kind != "General" and rule_kind != kind:
+                outcomes.append(RuleOutcome(identifier, None, rule))
+                continue
+            try:
+                outcomes.append(RuleOutcome(identifier, node(data, [MAX_STEPS]) is True, rule))
+            except CertLogicError as exc:
+                outcomes.append(RuleOutcome(identifier, False, rule, str(exc)[:200]))
+        return outcomes
 
     def failures(self, payload: Any, external: Mapping[str, Any]) -> list[RuleOutcome]:
-        """Only the failed outcomes (the hot path: no objects for rules that pass)."""
-        kind, at_ms, data = self._context(payload, external)
+        """Only the failed outcomes, as :meth:`evaluate` decides them.
+
+        The per-scan path: rules that pass or do not apply cost no object.
+        """
+        kind, at_ms, data = _context(payload, external)
         failed = []
         for identifier, versions in self._groups:
-            outcome = self._decide(identifier, versions, kind, at_ms, data)
-            if outcome.passed is False:
-                failed.append(outcome)
+            version = _valid_version(versions, at_ms)
+            if version is None:
+                continue
+            _, _, rule_kind, node, rule = version
+            if rule_kind != "General" and rule_kind != kind:
+                continue
+            try:
+                if node(data, [MAX_STEPS]) is True:
+                    continue
+                error = None
+            except CertLogicError as exc:
+                error = str(exc)[:200]
+            failed.append(RuleOutcome(identifier, False, rule, error))
         return failed
 
-    @staticmethod
-    def _context(payload: Any, external: Mapping[str, Any]
-                 ) -> tuple[str | None, int, dict[str, Any]]:
-        clock = external.get("validationClock")
-        if type(clock) is not str:
-            raise CertLogicError("external.validationClock must be date-time text")
-        data = {"payload": payload, "external": external}
-        return certificate_type(payload), parse_date_time(clock).ms, data
 
-    @staticmethod
-    def _decide(identifier: str, versions: tuple[Rule, ...], kind: str | None, at_ms: int,
-                data: dict[str, Any]) -> RuleOutcome:
-        for rule in versions:
-            if rule.valid_from_ms <= at_ms <= rule.valid_to_ms:
-                break
-        else:
-            return RuleOutcome(identifier, None, None)
-        if rule.certificate_type != "General" and rule.certificate_type != kind:
-            return RuleOutcome(identifier, None, rule)
-        try:
-            result = rule.program.run(data, MAX_STEPS)
-        except CertLogicError as exc:
-            return RuleOutcome(identifier, False, rule, str(exc)[:200])
-        return RuleOutcome(identifier, result is True, rule)
+def _valid_version(versions: tuple[_Version, ...], at_ms: int) -> _Version | None:
+    """The highest version valid at ``at_ms`` (``versions`` are sorted newest first)."""
+    for version in versions:
+        if version[0] <= at_ms <= version[1]:
+            return version
+    return None
+
+
+def _context(payload: Any, external: Mapping[str, Any]) -> tuple[str | None, int, dict[str, Any]]:
+    """(certificate type, validation clock in ms, data context) for one evaluation."""
+    clock = external.get("validationClock")
+    if type(clock) is not str:
+        raise CertLogicError("external.validationClock must be date-time text")
+    data = {"payload": payload, "external": external}
+    return certificate_type(payload), parse_date_time(clock).ms, data
 
 
 def compile_rule_set(rules: Sequence[Any],

@@ -33,8 +33,12 @@ _BAD_CHAR = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 )
 
-_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+# A key path: bare or quoted parts joined by dots (`mqtt.port`, `"port"`, `mqtt . 'port'`).
+_PART = r"""(?:[A-Za-z0-9_\-]+|"[^"\\\n]*"|'[^'\n]*')"""
+_PATH = rf"{_PART}(?:\s*\.\s*{_PART})*"
+_HEADER = re.compile(rf"^\s*\[\s*({_PATH})\s*\]")
+_KEY = re.compile(rf"^\s*({_PATH})\s*=")
+_PART_RE = re.compile(_PART)
 T = TypeVar("T")
 
 
@@ -132,10 +136,11 @@ class _Locator:
         # TOML lines end at "\n" only (splitlines() would also split at U+2028 etc.).
         for number, line in enumerate(text.split("\n"), start=1):
             if header := _HEADER.match(line):
-                table = header.group(1)
+                table = _dotted(header.group(1))
                 self._lines.setdefault(table, number)
             elif key := _KEY.match(line):
-                dotted = f"{table}.{key.group(1)}" if table else key.group(1)
+                name = _dotted(key.group(1))
+                dotted = f"{table}.{name}" if table else name
                 self._lines.setdefault(dotted, number)
 
     def error(self, key: str, reason: str, near: str | None = None) -> ConfigError:
@@ -152,6 +157,11 @@ class _Locator:
 
 Locator = _Locator
 """What a ``check`` passed to :func:`load_tree` receives to raise located errors."""
+
+
+def _dotted(path: str) -> str:
+    """``mqtt . "port"`` -> ``mqtt.port`` (quotes dropped; escapes are not resolved)."""
+    return ".".join(part.strip("\"'") for part in _PART_RE.findall(path))
 
 
 def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) -> Any:

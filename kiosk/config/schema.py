@@ -147,6 +147,11 @@ class DecoderConfig:
         min=0.0,
         max=600,
     )
+    isolate: bool = setting(
+        True,
+        doc="Run pyzbar in a supervised worker process (zbar can abort the process); "
+        "zxing-cpp decodes while it restarts.",
+    )
     idle_check_every_s: float = setting(
         1.0,
         doc="While idle, a frame is decoded at least this often anyway.",
@@ -480,6 +485,10 @@ class RemoteConfig:
     commands: bool = setting(
         False,
         doc="Accept commands signed by an operator certified by verify.authority_keys.",
+    )
+    distribution: bool = setting(
+        False,
+        doc="Install signed trust bundles and NIK lists the centre publishes over MQTT.",
     )
     memory_file: str = setting(
         "commands.json",

@@ -50,6 +50,9 @@ class Decoder(abc.ABC):
             ValueError: ``gray`` is not a 2-D ``uint8`` array (a caller bug).
         """
 
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release what the decoder holds (a worker process); idempotent. Default: nothing."""
+
 
 def check_gray(gray: np.ndarray) -> np.ndarray:
     """Validate a decoder input and return it C-contiguous (copied only if needed).
@@ -81,10 +84,14 @@ def available_backends() -> list[str]:
     return found
 
 
-def create_decoder(backend: str) -> Decoder:
+def create_decoder(backend: str, *, isolate: bool = False) -> Decoder:
     """Make the decoder for ``backend``: ``"auto"``, ``"zxing"`` or ``"pyzbar"``.
 
-    ``"auto"`` picks zxing-cpp when it imports, otherwise pyzbar.
+    ``"auto"`` picks zxing-cpp when it imports, otherwise pyzbar. ``isolate``
+    runs pyzbar in a supervised worker process
+    (:class:`~kiosk.decode.isolated.IsolatedDecoder`; zbar can abort the
+    process), with zxing-cpp as the fallback while the worker is down when it
+    is installed. Close the decoder when done (:meth:`Decoder.close`).
 
     Raises:
         DecoderUnavailable: the requested backend (or, for ``"auto"``, every
@@ -95,7 +102,7 @@ def create_decoder(backend: str) -> Decoder:
         failures = []
         for candidate in BACKENDS:
             try:
-                decoder = create_decoder(candidate)
+                decoder = create_decoder(candidate, isolate=isolate)
             except DecoderUnavailable as exc:
                 failures.append(str(exc))
                 continue
@@ -109,5 +116,15 @@ def create_decoder(backend: str) -> Decoder:
     if backend == "pyzbar":
         from kiosk.decode.zbar import PyzbarDecoder
 
-        return PyzbarDecoder()
+        decoder = PyzbarDecoder()  # raises DecoderUnavailable here, not in the worker
+        if not isolate:
+            return decoder
+        from kiosk.decode.isolated import IsolatedDecoder
+
+        try:
+            fallback: Decoder | None = create_decoder("zxing")
+        except DecoderUnavailable:
+            fallback = None
+        return IsolatedDecoder("kiosk.decode.zbar:PyzbarDecoder", name="pyzbar",
+                               fallback=fallback)
     raise ValueError(f"unknown decoder backend {backend!r} (auto, {', '.join(BACKENDS)})")

@@ -58,6 +58,9 @@ class GateDriver:
         self._applied = OutputState()
         self._staff_presses: list[bool] = []
         self._mode = Mode.NORMAL
+        # An admission checked but not yet written: written by sync() right after
+        # the relay is switched, so the SQLite commit is not between frame and relay.
+        self._admitted: tuple[bytes, float] | None = None
         self._screen: ScreenRequest | None = None
 
     def start(self, now: float) -> list[str]:
@@ -96,7 +99,9 @@ class GateDriver:
 
         An allow for a credential admitted here within the anti-passback window
         becomes a deny with :attr:`Reason.ALREADY_ADMITTED`. The outputs change
-        on the next :meth:`sync` (call it right after, once the decision is logged).
+        on the next :meth:`sync` (call it right after, once the decision is logged),
+        which also writes the admission to the anti-passback store, after the
+        relay: the check comes first, the disk write need not delay the gate.
         """
         self.machine.begin_verify(now)
         key = None
@@ -114,7 +119,8 @@ class GateDriver:
                 key = None
         granted = self.machine.on_decision(decision, now, key)
         if granted and key is not None and self.passback is not None:
-            self.passback.admit(key, wall_s)
+            self._write_admission()  # an earlier one not yet synced goes first
+            self._admitted = (key, wall_s)
         return decision
 
     def set_status(self, *, degraded: bool, scanner_fault: bool, now: float) -> list[str]:
@@ -162,6 +168,7 @@ class GateDriver:
                 if getattr(want, color) != getattr(self._applied, color):
                     self.on_event("led", {"color": color, "state": _onoff(getattr(want, color))})
             self._applied = want
+        self._write_admission()
         counters: list[str] = []
         for effect in self.machine.take_effects():
             if effect.kind == "count":
@@ -181,6 +188,13 @@ class GateDriver:
             self._mode = mode
             self.on_event("mode", {"mode": str(mode)})
         return counters
+
+
+    def _write_admission(self) -> None:
+        """Record the pending anti-passback admission (the check itself came first)."""
+        pending, self._admitted = self._admitted, None
+        if pending is not None and self.passback is not None:
+            self.passback.admit(*pending)
 
 
 def _onoff(value: bool) -> str:

@@ -122,14 +122,15 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from kiosk.nik.listfile import Manifest, read_manifest
+    from kiosk.nik.listfile import MANIFEST_MAX_BYTES, Manifest, read_manifest
+    from kiosk.nik.store import read_capped
     from kiosk.signing import load_public_keys
     from kiosk.verify.cose import parse_sign1
 
     try:
-        blob = args.manifest.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"{args.manifest}: {exc.strerror}") from None
+        blob = read_capped(args.manifest, MANIFEST_MAX_BYTES)
+    except FileNotFoundError:
+        raise DocumentError(f"{args.manifest}: no such file") from None
     if args.keys is not None:
         manifest = read_manifest(blob, load_public_keys(args.keys))
         signature = "valid"

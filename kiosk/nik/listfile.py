@@ -29,12 +29,18 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk import cborsafe
+from kiosk.cborsafe import shown
 from kiosk.closing import Closing
 from kiosk.errors import DocumentError
 from kiosk.nik.kdf import MAX_WIDTH, MIN_WIDTH, SALT_BYTES, KdfParams
 from kiosk.signing import NIK_LIST, sign_document, verify_document
 
 FORMAT = 1
+#: A signed manifest file is ~300 bytes; anything above this is not read whole.
+MANIFEST_MAX_BYTES = 64 * 1024
+#: The manifest payload: one flat map and the kdf map, text keys, no tags.
+MANIFEST_LIMITS = cborsafe.Limits(max_bytes=4096, max_depth=3, max_items=64, text_keys=True)
 _HASH_CHUNK = 4 * 1024 * 1024
 _DONTNEED: int | None = getattr(mmap, "MADV_DONTNEED", None)  # Linux, macOS
 RELEASE_EVERY = 256  # lookups between dropping mapped pages from the RSS
@@ -106,47 +112,87 @@ class Manifest:
 
     @classmethod
     def from_cbor(cls, payload: bytes) -> Manifest:
-        """Parse a (signature-checked) payload. Raises DocumentError naming the bad field."""
+        """Parse a (signature-checked) payload.
+
+        Every field is type- and range-checked (a signed manifest may still be
+        hostile: a leaked or buggy signer).  Raises DocumentError naming the
+        field and the type or range it breaks, never echoing more than a
+        short prefix of the value.
+        """
         try:
-            raw = cbor2.loads(payload)
-        except Exception as exc:  # cbor2 raises several types on hostile input
-            raise DocumentError(f"NIK list manifest is not CBOR: {exc}") from None
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-            raise DocumentError("NIK list manifest: unknown format")
+            raw = cborsafe.loads(payload, MANIFEST_LIMITS)
+        except cborsafe.CborError as exc:
+            raise DocumentError(f"NIK list manifest refused: {exc}") from None
+        if not isinstance(raw, dict):
+            raise DocumentError(f"NIK list manifest: not a map ({shown(raw)})")
+        unknown = set(raw) - _MANIFEST_KEYS
+        if unknown:
+            raise DocumentError(f"NIK list manifest: {len(unknown)} unknown keys, "
+                                f"e.g. {shown(min(map(str, unknown)))}")
+        if type(raw.get("format")) is not int or raw["format"] != FORMAT:
+            raise DocumentError(f"NIK list manifest: unknown format ({shown(raw.get('format'))})")
+        kdf_raw = raw.get("kdf")
+        if not isinstance(kdf_raw, dict) or set(kdf_raw) - {"alg", "n", "r", "p"}:
+            raise DocumentError("NIK list manifest: kdf must be a map of alg, n, r, p")
+        if kdf_raw.get("alg") != "scrypt":
+            raise DocumentError(
+                f"NIK list manifest: unsupported KDF (kdf.alg is {shown(kdf_raw.get('alg'))})")
         try:
-            kdf_raw = raw["kdf"]
-            if kdf_raw.get("alg") != "scrypt":
-                raise DocumentError(f"NIK list manifest: unsupported KDF {kdf_raw.get('alg')!r}")
-            manifest = cls(
-                version=_int(raw["version"]),
-                salt=_bytes(raw["salt"]),
-                kdf=KdfParams(_int(kdf_raw["n"]), _int(kdf_raw["r"]), _int(kdf_raw["p"])),
-                width=_int(raw["width"]),
-                count=_int(raw["count"]),
-                issued_at=datetime.fromtimestamp(_int(raw["issued_at"]), UTC),
-                expires_at=datetime.fromtimestamp(_int(raw["expires_at"]), UTC),
-                data_sha256=_bytes(raw["data_sha256"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise DocumentError(f"NIK list manifest: bad or missing field: {exc}") from None
-        if _int(raw.get("data_size", -1)) != manifest.data_size:
+            kdf = KdfParams(_field(kdf_raw, "kdf.n", "n", 2, 2**30),
+                            _field(kdf_raw, "kdf.r", "r", 1, 2**10),
+                            _field(kdf_raw, "kdf.p", "p", 1, 2**10))
+        except ValueError as exc:  # KdfParams names the parameter and its (small) value
+            raise DocumentError(f"NIK list manifest: kdf: {exc}") from None
+        width = _field(raw, "width", "width", MIN_WIDTH, MAX_WIDTH)
+        count = _field(raw, "count", "count", 0, MAX_COUNT)
+        manifest = cls(
+            version=_field(raw, "version", "version", 1, MAX_VERSION),
+            salt=_bytes(raw, "salt", SALT_BYTES, 64),
+            kdf=kdf,
+            width=width,
+            count=count,
+            issued_at=datetime.fromtimestamp(_field(raw, "issued_at", "issued_at", 0, _MAX_TS),
+                                             UTC),
+            expires_at=datetime.fromtimestamp(
+                _field(raw, "expires_at", "expires_at", 0, _MAX_TS), UTC),
+            data_sha256=_bytes(raw, "data_sha256", 32, 32),
+        )
+        if _field(raw, "data_size", "data_size", 0, MAX_DATA_BYTES) != manifest.data_size:
             raise DocumentError("NIK list manifest: data_size != width * count")
-        if not MIN_WIDTH <= manifest.width <= MAX_WIDTH or len(manifest.salt) < SALT_BYTES:
-            raise DocumentError("NIK list manifest: entry width or salt out of range")
-        if len(manifest.data_sha256) != 32 or manifest.version < 1 or manifest.count < 0:
-            raise DocumentError("NIK list manifest: bad hash, version or count")
         return manifest
 
 
-def _int(value: Any) -> int:
+_MANIFEST_KEYS = frozenset({"format", "version", "salt", "kdf", "width", "count", "issued_at",
+                            "expires_at", "data_size", "data_sha256"})
+#: Versions are counters, kept exact in JSON/doubles (the install state file).
+MAX_VERSION = 2**53 - 1
+#: 16 GiB: ~2 billion 8-byte entries, ten times Indonesia's population.
+MAX_DATA_BYTES = 16 * 1024**3
+MAX_COUNT = MAX_DATA_BYTES // MIN_WIDTH
+_MAX_TS = 253402300799  # 9999-12-31T23:59:59Z: the last second a datetime can hold
+
+
+def _field(raw: dict[Any, Any], name: str, key: str, low: int, high: int) -> int:
+    """Integer ``raw[key]`` within ``low..high``; DocumentError naming ``name`` otherwise."""
+    value = raw.get(key)
+    if value is None:
+        raise DocumentError(f"NIK list manifest: {name} is missing")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {type(value).__name__}")
+        raise DocumentError(
+            f"NIK list manifest: {name} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise DocumentError(f"NIK list manifest: {name} out of range ({low}..{high})")
     return value
 
 
-def _bytes(value: Any) -> bytes:
+def _bytes(raw: dict[Any, Any], key: str, low: int, high: int) -> bytes:
+    """Byte string ``raw[key]`` of ``low..high`` bytes; DocumentError naming ``key`` otherwise."""
+    value = raw.get(key)
     if not isinstance(value, bytes):
-        raise TypeError(f"expected bytes, got {type(value).__name__}")
+        raise DocumentError(
+            f"NIK list manifest: {key} must be a byte string, not {type(value).__name__}")
+    if not low <= len(value) <= high:
+        raise DocumentError(f"NIK list manifest: {key} must be {low}..{high} bytes")
     return value
 
 

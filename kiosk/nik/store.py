@@ -24,6 +24,7 @@ which the gate may run in a background thread (see docs/nik-privacy.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,8 +36,17 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk import capped
+from kiosk.atomic import atomic_write, atomic_writer, fsync_dir
 from kiosk.errors import DocumentError, KioskError
-from kiosk.nik.listfile import Manifest, StatusList, read_manifest, sha256_file
+from kiosk.nik.listfile import (
+    MANIFEST_MAX_BYTES,
+    Manifest,
+    StatusList,
+    block_entries,
+    read_manifest,
+    sha256_file,
+)
 from kiosk.verify.cose import parse_sign1
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "niklist.manifest"
 STATE_NAME = "niklist.state.json"
 _COPY_CHUNK = 4 * 1024 * 1024
+_STATE_MAX_BYTES = 4096  # the install record is ~300 bytes
 
 
 def data_name(version: int) -> str:
@@ -59,12 +70,27 @@ def installed_manifest(list_dir: Path, trusted: Iterable[Ed25519PublicKey]) -> M
     """
     path = list_dir / MANIFEST_NAME
     try:
-        blob = path.read_bytes()
+        blob = read_capped(path, MANIFEST_MAX_BYTES)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise DocumentError(f"{path}: {exc.strerror}") from None
     return read_manifest(blob, trusted)
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, refusing a file above ``limit`` bytes without reading it all.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DocumentError: unreadable (the OS reason, one line) or above ``limit``.
+    """
+    try:
+        return capped.read_capped(path, limit)
+    except FileNotFoundError:
+        raise
+    except capped.FileTooLarge:
+        raise DocumentError(f"{path}: larger than {limit} bytes; not a NIK list file") from None
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
 
 
 def install_list(
@@ -83,47 +109,103 @@ def install_list(
     """
     trusted = list(trusted)
     try:
-        blob = manifest_path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(f"{manifest_path}: {exc.strerror}") from None
+        blob = read_capped(manifest_path, MANIFEST_MAX_BYTES)
+    except FileNotFoundError:
+        raise DocumentError(f"{manifest_path}: no such file") from None
     manifest = read_manifest(blob, trusted)
     if manifest.expired(now):
         raise DocumentError(
             f"NIK list version {manifest.version} expired at {manifest.expires_at.isoformat()}"
         )
-    list_dir.mkdir(parents=True, exist_ok=True)
+    target = list_dir / data_name(manifest.version)
+    index_path = list_dir / index_name(manifest.version)
+    try:
+        list_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DocumentError(f"cannot install NIK list into {list_dir}: "
+                            f"{exc.strerror or type(exc).__name__}") from None
     floor = _installed_version(list_dir, trusted)
     if manifest.version <= floor:
         raise DocumentError(
             f"NIK list version {manifest.version} refused: version {floor} is "
             "installed and versions must increase (rollback protection)"
         )
-    target = list_dir / data_name(manifest.version)
-    tmp = list_dir / f".{target.name}.tmp"
+    # From here on the files of this version are new: any failure removes them.
     try:
-        digest, size = _copy_hashing(data_path, tmp)
-        if size != manifest.data_size or digest != manifest.data_sha256:
-            raise DocumentError(
-                f"NIK list data {data_path} does not match the signed manifest "
-                f"({size} bytes, hash {'ok' if digest == manifest.data_sha256 else 'differs'})"
-            )
-        os.replace(tmp, target)
+        _check_space(list_dir, manifest.data_size)
+        _copy_verified(data_path, target, manifest)
         with StatusList(manifest, target) as fresh:  # pages are still in the cache
             index = fresh.make_index()
-        _write_atomic(list_dir / index_name(manifest.version), index)
+        atomic_write(index_path, index)
         _write_state(list_dir, manifest, target, index)
-        _write_atomic(list_dir / MANIFEST_NAME, blob)
-        _fsync_dir(list_dir)
-    except OSError as exc:
-        raise DocumentError(f"cannot install NIK list into {list_dir}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    keep = {target.name, index_name(manifest.version)}
+        atomic_write(list_dir / MANIFEST_NAME, blob)  # the commit point
+    except BaseException as exc:
+        # Nothing of this version is in force (the manifest is written last): drop its files.
+        for partial in (target, index_path):
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise DocumentError(
+                f"cannot install NIK list into {list_dir}: "
+                f"{exc.strerror or type(exc).__name__}; the installed list is unchanged"
+            ) from None
+        raise
+    keep = {target.name, index_path.name}
     for old in [*list_dir.glob("niklist-*.data"), *list_dir.glob("niklist-*.index")]:
         if old.name not in keep:
             old.unlink(missing_ok=True)
+    fsync_dir(list_dir)
     log.info("installed NIK list version %d (%d entries)", manifest.version, manifest.count)
     return manifest
+
+
+def _check_space(list_dir: Path, size: int) -> None:
+    """Refuse before copying when the folder's file system cannot hold ``size`` more bytes."""
+    stats = os.statvfs(list_dir)
+    free = stats.f_bavail * stats.f_frsize
+    if size > free:
+        raise DocumentError(
+            f"cannot install NIK list into {list_dir}: the data needs {size} bytes, "
+            f"{free} are free; the installed list is unchanged")
+
+
+def _copy_verified(source: Path, target: Path, manifest: Manifest) -> None:
+    """Copy ``source`` to ``target`` atomically, reading at most the signed size plus one byte.
+
+    An endless or oversized source stops the copy at once; a wrong size or
+    hash refuses it.  Either way the temporary file is removed.
+
+    Raises:
+        DocumentError: source unreadable, size or hash not the manifest's.
+        OSError: writing failed (disk full, read-only folder).
+    """
+    try:
+        src = source.open("rb")
+    except OSError as exc:
+        raise DocumentError(f"NIK list data {source}: cannot read: "
+                            f"{exc.strerror or type(exc).__name__}") from None
+    digest = hashlib.sha256()
+    size = 0
+    limit = manifest.data_size
+    with src, atomic_writer(target) as dst:
+        while size <= limit:
+            try:
+                chunk = src.read(min(_COPY_CHUNK, limit + 1 - size))
+            except OSError as exc:
+                raise DocumentError(f"NIK list data {source}: cannot read: "
+                                    f"{exc.strerror or type(exc).__name__}") from None
+            if not chunk:
+                break
+            digest.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise DocumentError(f"NIK list data {source} is larger than the {limit} bytes "
+                                "the signed manifest says")
+        if size != limit or digest.digest() != manifest.data_sha256:
+            raise DocumentError(
+                f"NIK list data {source} does not match the signed manifest ({size} bytes, "
+                f"hash {'ok' if digest.digest() == manifest.data_sha256 else 'differs'})")
 
 
 def _installed_version(list_dir: Path, trusted: list[Ed25519PublicKey]) -> int:
@@ -139,7 +221,7 @@ def _installed_version(list_dir: Path, trusted: list[Ed25519PublicKey]) -> int:
     except DocumentError as exc:
         log.warning("installed NIK list does not verify (%s); it may be replaced", exc)
     try:
-        payload = parse_sign1((list_dir / MANIFEST_NAME).read_bytes()).payload
+        payload = parse_sign1(read_capped(list_dir / MANIFEST_NAME, MANIFEST_MAX_BYTES)).payload
         return Manifest.from_cbor(payload).version
     except (OSError, ValueError, KioskError):
         return 0
@@ -166,12 +248,12 @@ def load_installed(
         log.info("hashing NIK list data version %d", manifest.version)
         reverify(manifest, path)
     status = StatusList(manifest, path)
-    index = _read_index(list_dir / index_name(manifest.version), state)
+    index = _read_index(list_dir / index_name(manifest.version), state, manifest)
     if index is None:
         # After a re-hash the pages are cached, so this scan is cheap. With an
         # unchanged file but a lost or altered index it reads every page once.
         index = status.make_index()
-        _write_atomic(list_dir / index_name(manifest.version), index)
+        atomic_write(list_dir / index_name(manifest.version), index)
         _write_state(list_dir, manifest, path, index)
     status.use_index(index)
     return status
@@ -201,9 +283,9 @@ def index_name(version: int) -> str:
 def _state_if_unchanged(list_dir: Path, manifest: Manifest, path: Path) -> dict[str, Any] | None:
     """The install record if the data file still matches it, else None."""
     try:
-        state = json.loads((list_dir / STATE_NAME).read_text(encoding="utf-8"))
+        state = json.loads(read_capped(list_dir / STATE_NAME, _STATE_MAX_BYTES))
         st = path.stat()
-    except (OSError, ValueError):
+    except (OSError, ValueError, DocumentError):
         return None
     unchanged = (
         isinstance(state, dict)
@@ -216,12 +298,18 @@ def _state_if_unchanged(list_dir: Path, manifest: Manifest, path: Path) -> dict[
     return state if unchanged else None
 
 
-def _read_index(path: Path, state: dict[str, Any] | None) -> bytes | None:
-    """The stored block index if it matches the hash in the install record."""
+def _read_index(path: Path, state: dict[str, Any] | None, manifest: Manifest) -> bytes | None:
+    """The stored block index if it matches the hash in the install record.
+
+    Read with a cap: the index of ``manifest`` has a known size, anything
+    larger is not read whole (the folder is writable by the service user).
+    """
     if state is None:
         return None
+    blocks = -(-manifest.count // block_entries(manifest.width))
     try:
-        index = path.read_bytes()
+        with path.open("rb") as handle:
+            index = handle.read(blocks * manifest.width + 1)
     except OSError:
         return None
     return index if hashlib.sha256(index).hexdigest() == state.get("index_sha256") else None
@@ -237,37 +325,7 @@ def _write_state(list_dir: Path, manifest: Manifest, path: Path, index: bytes) -
         "inode": st.st_ino,
         "index_sha256": hashlib.sha256(index).hexdigest(),
     }
-    _write_atomic(list_dir / STATE_NAME, json.dumps(state).encode())
-
-
-def _copy_hashing(source: Path, tmp: Path) -> tuple[bytes, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with source.open("rb") as src, tmp.open("wb") as dst:
-        while chunk := src.read(_COPY_CHUNK):
-            digest.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
-    return digest.digest(), size
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(list_dir / STATE_NAME, json.dumps(state).encode())
 
 
 def remove_installed(list_dir: Path) -> None:

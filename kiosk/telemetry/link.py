@@ -40,7 +40,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -100,12 +100,30 @@ class _BoundedClient(mqtt.Client):
         self._kiosk_max_packet = max_packet
         self._kiosk_on_oversize = on_oversize
         self._kiosk_on_connect_error = on_connect_error
+        self._kiosk_hostile = False  # the link that just ended sent hostile input
+        self._kiosk_backoff: int | None = None
+
+    def mark_hostile(self) -> None:
+        """The current link sent hostile input: do not reconnect at once."""
+        self._kiosk_hostile = True
+
+    def _reconnect_wait(self) -> None:
+        # paho resets its back-off on every accepted CONNACK, so a broker that accepts
+        # and then sends garbage would be retried every second forever. After such a
+        # link the back-off goes on doubling (1 s .. 60 s) from where it stood.
+        hostile, self._kiosk_hostile = self._kiosk_hostile, False
+        if hostile:
+            with self._reconnect_delay_mutex:
+                self._reconnect_delay = self._kiosk_backoff
+        super()._reconnect_wait()
+        self._kiosk_backoff = self._reconnect_delay if hostile else None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         packet = self._in_packet
         if packet["have_remaining"]:
             total = 1 + len(packet["remaining_count"]) + packet["remaining_length"]
             if total > self._kiosk_max_packet:
+                self._kiosk_hostile = True
                 self._kiosk_on_oversize(total)
                 raise ConnectionAbortedError(errno.EMSGSIZE, "inbound MQTT packet too large")
         return super()._sock_recv(bufsize)
@@ -146,6 +164,19 @@ class Ack:
     reason: str
 
 
+class ReleaseSink(Protocol):
+    """What the link needs of the release receiver (kiosk.remote.receiver)."""
+
+    def topics(self) -> list[str]:
+        """Descriptor topics to subscribe to on connect."""
+
+    def wants(self, topic: str) -> bool:
+        """Whether a message on ``topic`` is for the receiver."""
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        """Take one message (never blocks)."""
+
+
 class MqttLink:
     """A paho client that connects in the background and reconnects forever.
 
@@ -163,6 +194,8 @@ class MqttLink:
         command_topic: the gate's command topic to subscribe to, or None (off).
         on_command: gets ``(payload, retained)`` of each message on it (from paho's
             thread; must not block or parse).
+        releases: the distribution receiver (kiosk.remote.receiver), or None: its
+            descriptor topics are subscribed on connect and its messages routed to it.
     """
 
     def __init__(
@@ -179,6 +212,7 @@ class MqttLink:
         max_packet_bytes: int = MAX_INBOUND_PACKET_BYTES,
         command_topic: str | None = None,
         on_command: Callable[[bytes, bool], None] | None = None,
+        releases: ReleaseSink | None = None,
     ) -> None:
         self._cfg = cfg
         self._refusals = refusals
@@ -186,6 +220,9 @@ class MqttLink:
         self._births = 0
         self._birth_topic = birth_topic
         self._command_topic = command_topic
+        self._releases = releases
+        # Chunk topics the release receiver asked for: subscribed again on every connect.
+        self._extra_topics: set[str] = set()
         self._on_command = on_command
         self._birth_seen = False
         self._client_id = client_id
@@ -280,6 +317,22 @@ class MqttLink:
                 return out
             if generation == self._generation:
                 out.append(ack)
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe at QoS 1 now (if connected) and on every later connect."""
+        with self._lock:
+            self._extra_topics.add(topic)
+        client = self._client
+        if client is not None and self._connected.is_set():
+            client.subscribe(topic, qos=1)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Forget a topic added with :meth:`subscribe`."""
+        with self._lock:
+            self._extra_topics.discard(topic)
+        client = self._client
+        if client is not None and self._connected.is_set():
+            client.unsubscribe(topic)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
         """Hand one message to paho (never blocks on the network).
@@ -407,6 +460,11 @@ class MqttLink:
                 client.subscribe(self._command_topic, options=options)
             else:
                 client.subscribe(self._command_topic, qos=1)
+        if self._releases is not None:
+            with self._lock:
+                extra = sorted(self._extra_topics)
+            for topic in [*self._releases.topics(), *extra]:
+                client.subscribe(topic, qos=1)
         self._connected.set()
         self._connack_refused = False
         with self._lock:
@@ -444,6 +502,8 @@ class MqttLink:
             self._on_error(f"{where}: {reason_code}")
             if reason_code.value in _PROTOCOL_ERRORS:
                 self._refusals.note("mqtt", "protocol_error")
+                if isinstance(client, _BoundedClient):
+                    client.mark_hostile()
             log.warning("MQTT link ended (%s: %s); counts stay queued", where, reason_code)
         self._wake()
 
@@ -481,6 +541,9 @@ class MqttLink:
         # exact birth topic and the literal "online" count, and the only effect is a
         # latch that makes the drain thread re-send discovery configs.
         if generation != self._generation:
+            return
+        if self._releases is not None and self._releases.wants(msg.topic):
+            self._releases.offer(msg.topic, bytes(msg.payload))  # bounded queue, no parsing
             return
         if msg.topic == self._command_topic and self._on_command is not None:
             # Signed commands are verified on the scan loop's thread, never here: the

@@ -47,6 +47,9 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "decoder": str,
     "last_error": str,
     "store_unsaved": int,
+    "nik_version": int,
+    "dist_state": str,
+    "dist_error": str,
 }
 """What a status provider may report, with the accepted types; anything else is dropped."""
 _MAX_TEXT = 80  # status strings are codes, never free text: cap them

@@ -51,7 +51,12 @@ import kiosk
 from kiosk.config.schema import MqttConfig
 from kiosk.errors import TelemetryError
 from kiosk.telemetry.discovery import discovery_messages
-from kiosk.telemetry.link import CONTROL_HEADROOM, MAX_INBOUND_PACKET_BYTES, MqttLink
+from kiosk.telemetry.link import (
+    CONTROL_HEADROOM,
+    MAX_INBOUND_PACKET_BYTES,
+    MqttLink,
+    ReleaseSink,
+)
 from kiosk.telemetry.outbox import OutboxReader
 from kiosk.telemetry.payloads import StatusInfo, refused_event_payload, status_payload
 from kiosk.telemetry.refused import REFUSED, RefusalCounter
@@ -119,6 +124,7 @@ class MqttPublisher:
         refusals: RefusalCounter = REFUSED,
         max_inbound_bytes: int = MAX_INBOUND_PACKET_BYTES,
         on_command: Callable[[bytes, bool], None] | None = None,
+        releases: ReleaseSink | None = None,
     ) -> None:
         if not 1 <= window <= 200:
             raise ValueError("window must be 1 .. 200 (the outbox compactor protects 256 rows)")
@@ -163,6 +169,7 @@ class MqttPublisher:
             max_packet_bytes=max_inbound_bytes,
             command_topic=f"{self._root}/command" if on_command is not None else None,
             on_command=on_command,
+            releases=releases,
         )
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -222,6 +229,14 @@ class MqttPublisher:
         self._thread = threading.Thread(target=self._run, name="kiosk-outbox", daemon=True)
         self._thread.start()
         log.info("publishing to %s:%d under %s", self._cfg.host, self._cfg.port, self._root)
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe to ``topic`` now and after every reconnect (QoS 1; thread-safe)."""
+        self._link.subscribe(topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Undo :meth:`subscribe`."""
+        self._link.unsubscribe(topic)
 
     def notify(self) -> None:
         """Tell the drain thread that new rows were queued or the gate's status changed.
@@ -447,6 +462,8 @@ class MqttPublisher:
                 reason=report.reason,
             )
             self._link.publish(f"{self._root}/events", payload, 1, False)
+            with self._cond:
+                self._dirty = True  # the status counters follow within status_min_interval_s
 
     def _publish_status(self, reader: OutboxReader) -> None:
         stats = self.stats()

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk.config import KioskConfig
+from kiosk.telemetry.link import ReleaseSink
 from kiosk.telemetry.publisher import MqttPublisher
 from kiosk.telemetry.store import CountStore
 
@@ -93,6 +94,7 @@ def make_publisher(
     verifier: object,
     sources: StatusSources | None = None,
     on_command: Callable[[bytes, bool], None] | None = None,
+    releases: ReleaseSink | None = None,
 ) -> MqttPublisher:
     """The publisher for ``store``'s database with status from the store and the verifier.
 
@@ -111,5 +113,6 @@ def make_publisher(
         status_provider=sources,
         timezone=ZoneInfo(config.device.timezone),
         on_command=on_command,
+        releases=releases,
     )
     return publisher

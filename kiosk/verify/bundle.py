@@ -10,9 +10,10 @@ The body is a CBOR map (text keys)::
 
 and is signed by the central authority with :func:`kiosk.signing.sign_document`
 (content type ``TRUST_BUNDLE``).  Parsing is bounded: the size cap of the
-signed document, then :func:`kiosk.verify.cborlimits.check_bounds` (depth 8,
-200,000 items) before ``cbor2`` builds any object, then a strict type check
-of every field.  Every defect raises :class:`kiosk.errors.DocumentError`.
+signed document, then :func:`kiosk.cborsafe.loads` with :data:`BODY_LIMITS`
+(64 MiB, depth 8, 200,000 items checked before any object is built; no tags,
+text keys only, no duplicate keys), then a strict type check of every field.
+Every defect raises :class:`kiosk.errors.DocumentError`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk import cborsafe
+from kiosk.cborsafe import shown
 from kiosk.decision import CertType
 from kiosk.errors import DocumentError
 from kiosk.signing import TRUST_BUNDLE, verify_document
-from kiosk.verify.cborlimits import CborBoundsError, check_bounds
 from kiosk.verify.revocation import Revocation
 from kiosk.verify.rules import DEFAULT_POLICY, Policy
 from kiosk.verify.trust import Signer, TrustStore
@@ -42,6 +44,8 @@ FORMAT = 1
 MAX_DEPTH = 8
 MAX_ITEMS = 200_000
 MAX_BYTES = 64 * 1024 * 1024
+BODY_LIMITS = cborsafe.Limits(max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_items=MAX_ITEMS,
+                              text_keys=True)
 _KEYS = {"format", "version", "issued_at", "max_age_s", "grace_s", "signers", "revocation",
          "policy"}
 _TYPES = {t.value: t for t in CertType}
@@ -111,12 +115,9 @@ class TrustBundle:
     def from_cbor(cls, body: bytes) -> TrustBundle:
         """Parse an unsigned body. Raises DocumentError naming the first defect."""
         try:
-            check_bounds(body, max_depth=MAX_DEPTH, max_items=MAX_ITEMS)
-            obj = cbor2.loads(body)
-        except CborBoundsError as exc:
-            raise DocumentError(f"trust bundle body out of bounds: {exc}") from None
-        except Exception as exc:  # cbor2 raises several types on hostile input
-            raise DocumentError(f"trust bundle body is not CBOR ({type(exc).__name__})") from None
+            obj = cborsafe.loads(body, BODY_LIMITS)
+        except cborsafe.CborError as exc:
+            raise DocumentError(f"trust bundle body refused: {exc}") from None
         try:
             return cls._from_obj(obj)
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
@@ -126,10 +127,11 @@ class TrustBundle:
     def _from_obj(cls, obj: Any) -> TrustBundle:
         if not isinstance(obj, dict):
             raise ValueError("body is not a map")
-        if set(obj) - _KEYS:
-            raise ValueError(f"unknown keys {sorted(map(str, set(obj) - _KEYS))}")
-        if obj.get("format") != FORMAT:
-            raise ValueError(f"format {obj.get('format')!r} is not {FORMAT}")
+        unknown = set(obj) - _KEYS
+        if unknown:
+            raise ValueError(f"{len(unknown)} unknown keys, e.g. {shown(min(map(str, unknown)))}")
+        if type(obj.get("format")) is not int or obj["format"] != FORMAT:
+            raise ValueError(f"format is {shown(obj.get('format'))}, expected {FORMAT}")
         for key in ("version", "issued_at", "max_age_s", "grace_s"):
             if type(obj.get(key)) is not int or not 0 <= obj[key] < 2**53:
                 raise ValueError(f"{key} must be a non-negative integer")

@@ -3,7 +3,7 @@
 ``install_bundle`` is what ``kiosk trust install`` runs: verify the signature
 with the provisioned authority keys, parse the body, refuse a version that is
 not strictly newer than both the installed one and the **rollback floor**, then
-replace the file atomically (:func:`kiosk.verify.atomic.atomic_write`) and
+replace the file atomically (:func:`kiosk.atomic.atomic_write`) and
 raise the floor.  Any refusal leaves the installed bundle untouched.
 
 The rollback floor (:data:`FLOOR_FILE`, ``{"version": N}`` next to the
@@ -25,8 +25,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk.atomic import atomic_write
+from kiosk.capped import FileTooLarge, read_capped
 from kiosk.errors import DocumentError
-from kiosk.verify.atomic import atomic_write
 from kiosk.verify.bundle import MAX_BYTES, TrustBundle, load_bundle
 
 __all__ = [
@@ -101,10 +102,11 @@ def raise_floor(path: Path, version: int) -> bool:
 def _read_file(path: Path, keys: Sequence[Ed25519PublicKey]) -> TrustBundle | None:
     """The verified bundle at ``path`` (no floor check), or None when no file exists."""
     try:
-        with path.open("rb") as handle:
-            blob = handle.read(MAX_BYTES + 1)
+        blob = read_capped(path, MAX_BYTES)
     except FileNotFoundError:
         return None
+    except FileTooLarge:
+        raise DocumentError(f"{path}: larger than the {MAX_BYTES}-byte bundle limit") from None
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     return load_bundle(blob, keys)

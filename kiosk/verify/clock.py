@@ -47,9 +47,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+from kiosk.atomic import atomic_write
 from kiosk.decision import Reason
 from kiosk.errors import VerificationError
-from kiosk.verify.atomic import atomic_write
 
 __all__ = [
     "AdjtimexProbe",

@@ -105,7 +105,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from kiosk.verify.bundle import TrustBundle, is_signed
     from kiosk.verify.cose import parse_sign1
 
-    blob = args.file.read_bytes()
+    blob = _read_input(args.file)
     status = 0
     if is_signed(blob):
         body = parse_sign1(blob).payload
@@ -126,6 +126,22 @@ def _inspect(args: argparse.Namespace) -> int:
         print("UNSIGNED bundle body (a gate will not install it; sign it first)")
     print(_summary(TrustBundle.from_cbor(body)))
     return status
+
+
+def _read_input(path: Path) -> bytes:
+    """A bundle file given on the command line, read with the bundle size cap.
+
+    Raises DocumentError (one line) when it is unreadable or above the cap.
+    """
+    from kiosk.capped import FileTooLarge, read_capped
+    from kiosk.verify.bundle import MAX_BYTES
+
+    try:
+        return read_capped(path, MAX_BYTES)
+    except FileTooLarge:
+        raise DocumentError(f"{path}: larger than the {MAX_BYTES}-byte bundle limit") from None
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
 
 
 def _summary(bundle: object) -> str:
@@ -163,17 +179,25 @@ def _install(args: argparse.Namespace) -> int:
     target = config.device.data_dir / config.verify.bundle_file
     keys = load_public_keys(config.verify.authority_keys)
     try:
-        bundle = install_bundle(args.bundle.read_bytes(), target, keys)
+        bundle = install_bundle(_read_input(args.bundle), target, keys)
     except DocumentError as exc:
         print(f"refused: {exc}; the installed bundle is unchanged", file=sys.stderr)
         return 1
+    except OSError as exc:  # the data folder is full, read-only or missing
+        print(f"refused: cannot write {target}: {exc.strerror or type(exc).__name__}; "
+              "the installed bundle is unchanged", file=sys.stderr)
+        return 1
     # The issue time is evidence of the time: offered to the clock's high-water
     # mark now, bounded as the gate does at load (a far-future one waits).
-    clock = open_trusted_clock(config.clock, wall_clock=lambda: datetime.now(UTC),
-                               state_dir=config.device.data_dir)
-    issued = bundle.issued_at.timestamp()
-    clock.offer_bundle(issued, issued + bundle.max_age_s + bundle.grace_s, bundle.version)
-    clock.close()
+    try:
+        clock = open_trusted_clock(config.clock, wall_clock=lambda: datetime.now(UTC),
+                                   state_dir=config.device.data_dir)
+        issued = bundle.issued_at.timestamp()
+        clock.offer_bundle(issued, issued + bundle.max_age_s + bundle.grace_s, bundle.version)
+        clock.close()
+    except OSError as exc:
+        print(f"warning: trust bundle v{bundle.version} installed, but the clock mark was not "
+              f"raised: {exc.strerror or type(exc).__name__}", file=sys.stderr)
     if config.verify.reload_interval_s > 0:
         when = (f"the running gate uses it within {config.verify.reload_interval_s:g} s "
                 "(or at once on SIGHUP)")

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple, cast
 
-import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from kiosk import cborsafe
 from kiosk.decision import Reason
 from kiosk.errors import VerificationError
 from kiosk.verify.trust import ALG_ES256, ALG_PS256, Signer
@@ -33,6 +33,13 @@ __all__ = [
 
 TAG_SIGN1 = 18
 TAG_CWT = 61
+#: The envelope: signed documents from the centre are at most 64 MiB (an HC1
+#: envelope is already capped at 64 KiB by the inflate step).  Depth and item
+#: bounds leave room for an unprotected header of a few labels (x5chain included).
+ENVELOPE_LIMITS = cborsafe.Limits(max_bytes=64 * 1024 * 1024, max_depth=6, max_items=256)
+#: The protected header: a map of a few labels; DCC ones are 10-20 bytes.
+HEADER_LIMITS = cborsafe.Limits(max_bytes=4096, max_depth=4, max_items=64)
+_TOP_TAGS = frozenset({TAG_SIGN1, TAG_CWT})
 _LABEL_ALG = 1
 _LABEL_KID = 4
 
@@ -167,7 +174,8 @@ def split_sign1(data: bytes) -> tuple[bytes, bytes, bytes, int | None] | None:
     nothing after.  It reads four item heads and copies three slices -- no
     CBOR decoder, no allocation beyond the input's own size.  Anything else
     (a non-empty unprotected header, indefinite lengths, other tags, trailing
-    bytes, truncation) gives None and :func:`parse_sign1` asks cbor2, so both
+    bytes, truncation) gives None and :func:`parse_sign1` asks the general
+    reader (:mod:`kiosk.cborsafe`), so both
     routes give the same answer on every input.
     """
     if data.startswith(b"\xd2\x84"):
@@ -200,11 +208,14 @@ def split_sign1(data: bytes) -> tuple[bytes, bytes, bytes, int | None] | None:
 def parse_sign1(data: bytes) -> CoseSign1:
     """Parse COSE_Sign1 bytes (the inflated HC1 payload).
 
-    The usual shape goes through :func:`split_sign1`; everything else through cbor2.
+    The usual shape goes through :func:`split_sign1`; everything else through
+    :func:`kiosk.cborsafe.loads_tagged` (:data:`ENVELOPE_LIMITS`: tag 18 or
+    61(18(...)) in front only, no other tag, no duplicate header label).
 
     Raises:
-        VerificationError(COSE_INVALID): not CBOR, wrong tag, wrong shape,
-            detached payload, or a protected header that is not a CBOR map.
+        VerificationError(COSE_INVALID): not CBOR, out of bounds, wrong tag,
+            wrong shape, detached payload, or a protected header that is not a
+            CBOR map within :data:`HEADER_LIMITS`.
     """
     parts = split_sign1(data) if type(data) is bytes else None
     if parts is not None:
@@ -212,17 +223,12 @@ def parse_sign1(data: bytes) -> CoseSign1:
         return CoseSign1(protected_raw, dict(_header_entry(protected_raw)[0]), {}, payload,
                          signature, tag)
     try:
-        obj = cbor2.loads(data)
-    except Exception as exc:  # cbor2 raises several types on hostile input
-        raise _invalid(f"not CBOR ({type(exc).__name__})") from None
-    tag = None
-    if isinstance(obj, cbor2.CBORTag):
-        if obj.tag == TAG_CWT and isinstance(obj.value, cbor2.CBORTag):
-            obj, tag = obj.value, TAG_CWT
-        if obj.tag != TAG_SIGN1:
-            raise _invalid(f"unexpected CBOR tag {obj.tag}")
-        tag = tag or TAG_SIGN1
-        obj = obj.value
+        tags, obj = cborsafe.loads_tagged(data, ENVELOPE_LIMITS, top_tags=_TOP_TAGS)
+    except cborsafe.CborError as exc:
+        raise _invalid(f"envelope refused: {exc}") from None
+    if tags not in ((), (TAG_SIGN1,), (TAG_CWT, TAG_SIGN1)):
+        raise _invalid(f"unexpected CBOR tag {tags[-1]}")
+    tag = tags[0] if tags else None
     # cbor2 >= 6 hands out the content of a tag as a tuple, older versions as a list.
     if not isinstance(obj, list | tuple) or len(obj) != 4:
         raise _invalid("not a 4-element COSE_Sign1 array")
@@ -256,9 +262,9 @@ def _header_entry(raw: bytes) -> _HeaderEntry:
     header: Any = {}
     if raw:
         try:
-            header = cbor2.loads(raw)
-        except Exception as exc:
-            raise _invalid(f"protected header not CBOR ({type(exc).__name__})") from None
+            header = cborsafe.loads(raw, HEADER_LIMITS)
+        except cborsafe.CborError as exc:
+            raise _invalid(f"protected header refused: {exc}") from None
         if not isinstance(header, dict):
             raise _invalid("protected header is not a map")
     kid, alg = header.get(_LABEL_KID), header.get(_LABEL_ALG)

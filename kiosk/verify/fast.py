@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, cast
 
-import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kiosk import cborsafe
 from kiosk.decision import CertType, Decision, mask_name, qr_allow
 from kiosk.verify import base45, steps
 from kiosk.verify.cose import (
@@ -40,6 +40,7 @@ from kiosk.verify.steps import (
     _CLAIM_IAT,
     _CLAIM_ISS,
     _GROUP_KEY,
+    CLAIMS_LIMITS,
     MAX_TEXT,
     PREFIX,
 )
@@ -83,7 +84,7 @@ def straight_allow(text: str, material: TrustMaterial,
         verify_signature(signer, alg, tbs, signature)
     # steps.parse_claims + check_times_ts, with exact types: nb <= iat <= now <= exp
     # <= na also keeps iat/exp inside the datetime range (the DSC dates are).
-    claims = cbor2.loads(payload)
+    claims = cborsafe.loads(payload, CLAIMS_LIMITS)
     if type(claims) is not dict:
         raise Unusual
     container = claims.get(_CLAIM_HCERT)

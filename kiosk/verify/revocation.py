@@ -289,7 +289,8 @@ class Revocation:
             raise ValueError("revocation is not a map")
         unknown = set(obj) - {*HASH_TYPES, "kids"}
         if unknown:
-            raise ValueError(f"revocation: unknown keys {sorted(map(str, unknown))}")
+            raise ValueError(f"revocation: {len(unknown)} unknown keys, "
+                             f"e.g. {min(map(str, unknown))!r:.40}")
         lists = {}
         for name in HASH_TYPES:
             raw = obj.get(name, b"")

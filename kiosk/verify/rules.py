@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+from kiosk.cborsafe import shown
 from kiosk.decision import CertType, Reason
 from kiosk.errors import VerificationError
 
@@ -142,24 +143,26 @@ class Rule:
     def from_obj(cls, name: str, obj: Any) -> Rule:
         """Parse one rule's wire form. Raises ValueError naming the rule and the key."""
         if not isinstance(obj, Mapping) or obj.get("kind") not in _KINDS:
-            raise ValueError(f"rule {name!r}: kind must be one of {sorted(_KINDS)}")
+            raise ValueError(f"rule {name!r:.40}: kind must be one of {sorted(_KINDS)}")
         kind = obj["kind"]
         allowed = {"vaccination": {"kind", "require", "min_days", "max_days"},
                    "test": {"kind", "max_hours"}, "recovery": {"kind", "max_days"}}[kind]
         if set(obj) - allowed:
-            raise ValueError(f"rule {name!r}: unknown keys {sorted(map(str, set(obj) - allowed))}")
+            unknown = set(obj) - allowed
+            raise ValueError(f"rule {name!r:.40}: {len(unknown)} unknown keys, "
+                             f"e.g. {min(map(str, unknown))!r:.40}")
         require = obj.get("require", "complete")
         if require not in ("complete", "booster"):
-            raise ValueError(f"rule {name!r}: require must be complete or booster")
+            raise ValueError(f"rule {name!r:.40}: require must be complete or booster")
         max_hours = obj.get("max_hours", {TEST_NAA: 72, TEST_RAT: 24})
         if not isinstance(max_hours, Mapping) or not all(
             isinstance(k, str) and _count(v) for k, v in max_hours.items()
         ):
-            raise ValueError(f"rule {name!r}: max_hours must map test types to hours")
+            raise ValueError(f"rule {name!r:.40}: max_hours must map test types to hours")
         default_days = 180 if kind == "recovery" else 0
         min_days, max_days = obj.get("min_days", 0), obj.get("max_days", default_days)
         if not (_count(min_days) and _count(max_days)):
-            raise ValueError(f"rule {name!r}: min_days/max_days must be integers >= 0")
+            raise ValueError(f"rule {name!r:.40}: min_days/max_days must be integers >= 0")
         return cls(name, kind, require, min_days, max_days,
                    dict(max_hours) if kind == "test" else {})
 
@@ -267,7 +270,8 @@ class Policy:
         """
         name = name or self.default_mode
         if name not in self.modes:
-            raise ValueError(f"unknown scan mode {name!r} (known: {', '.join(sorted(self.modes))})")
+            raise ValueError(
+                f"unknown scan mode {name!r:.40} (known: {', '.join(sorted(self.modes))})")
         rules = []
         for rule_name in self.modes[name]:
             rule = self.rules[rule_name]
@@ -312,11 +316,11 @@ class Policy:
         modes: dict[str, tuple[str, ...]] = {}
         for name, members in raw_modes.items():
             if not isinstance(members, list | tuple) or not all(m in rules for m in members):
-                raise ValueError(f"mode {name!r}: must list known rule names")
+                raise ValueError(f"mode {name!r:.40}: must list known rule names")
             modes[str(name)] = tuple(members)
         default = obj.get("default_mode")
         if default not in modes:
-            raise ValueError(f"policy: default_mode {default!r} is not a mode")
+            raise ValueError(f"policy: default_mode ({shown(default)}) is not a mode")
         return cls(rules, modes, default)
 
 

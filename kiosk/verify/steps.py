@@ -14,8 +14,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import cbor2
-
+from kiosk import cborsafe
 from kiosk.decision import CertType, Reason
 from kiosk.errors import VerificationError
 from kiosk.verify import base45
@@ -46,6 +45,10 @@ MAX_TEXT = 16 * 1024  # characters; a version-40 QR holds at most 4,296 alphanum
 MAX_INFLATED = 64 * 1024  # bytes of COSE after zlib; real certificates are < 2 KiB
 
 _CLAIM_ISS, _CLAIM_EXP, _CLAIM_IAT, _CLAIM_HCERT = 1, 4, 6, -260
+#: CWT claims, decoded only after the signature check: real ones are < 2 KiB,
+#: ~100 items, 6 levels deep; some issuers tag the test sample time (tag 0).
+CLAIMS_LIMITS = cborsafe.Limits(max_bytes=MAX_INFLATED, max_depth=16, max_items=4096,
+                                tags=cborsafe.DATE_TAGS)
 
 
 def strip_prefix(text: str) -> str:
@@ -162,13 +165,14 @@ def parse_claims(payload: bytes) -> Claims:
     """Decode the CWT claims map and extract iss/iat/exp and the hcert (-260 → 1).
 
     Raises:
-        VerificationError(CBOR_INVALID): not CBOR, not a map, iat/exp missing
-            or not numbers, or no hcert map under -260/1.
+        VerificationError(CBOR_INVALID): not CBOR within :data:`CLAIMS_LIMITS`
+            (kiosk.cborsafe), not a map, iat/exp missing or not numbers, or
+            no hcert map under -260/1.
     """
     try:
-        claims = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises several types on hostile input
-        raise VerificationError(Reason.CBOR_INVALID, f"payload ({type(exc).__name__})") from None
+        claims = cborsafe.loads(payload, CLAIMS_LIMITS)
+    except cborsafe.CborError as exc:
+        raise VerificationError(Reason.CBOR_INVALID, f"payload refused: {exc}") from None
     if not isinstance(claims, dict):
         raise VerificationError(Reason.CBOR_INVALID, "CWT claims are not a map")
     container = claims.get(_CLAIM_HCERT)

@@ -298,3 +298,19 @@ def test_arbitrary_bytes_give_config_or_config_error(content: bytes) -> None:
         assert str(exc).startswith("/") and len(str(exc)) < 1000
         return
     assert isinstance(config, KioskConfig)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('[mqtt]\n"discovery_prefix" = "+"\n', 2),
+        ("[ 'mqtt' ]\n\ndiscovery_prefix = '+'\n", 3),
+        ('# c\nmqtt.discovery_prefix = "+"\n', 2),
+        ('[mqtt]\nhost = "h"\n[device]\nsite = "s"\n\n[mqtt . x]\n', 6),
+    ],
+)
+def test_quoted_and_dotted_keys_still_get_their_line(tmp_path: Path, text: str, line: int) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:{line}: mqtt."), str(info.value)

@@ -8,7 +8,11 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from kiosk.gate import PassbackGuard
+from gpiozero.pins.mock import MockFactory
+
+from kiosk.config.schema import GateConfig
+from kiosk.decision import CertType, qr_allow
+from kiosk.gate import GateDriver, GateMachine, GateOutputs, MachineConfig, PassbackGuard
 from kiosk.gate.passback import DB_FILE, SECRET_FILE
 
 CRED = b"\x30\x45" + b"signature-bytes" * 4
@@ -54,3 +58,28 @@ def test_zero_window_disables(tmp_path: Path) -> None:
         guard.admit(b"k", 1.0)
         assert not guard.seen(b"k", 1.0)
     assert not (tmp_path / DB_FILE).exists()
+
+
+def test_the_admission_is_written_after_the_relay_opens(tmp_path: Path) -> None:
+    """The anti-passback check precedes the decision; its disk write follows the relay."""
+    factory = MockFactory()
+    config = GateConfig(pin_factory="mock")
+    relay_when_written: list[bool] = []
+    with PassbackGuard(tmp_path, 300) as guard, GateOutputs(config, factory) as outputs:
+        admit = guard.admit
+
+        def recording_admit(key: bytes, now_s: float) -> None:
+            relay_when_written.append(outputs.snapshot()["relay"])
+            admit(key, now_s)
+
+        guard.admit = recording_admit  # type: ignore[method-assign]
+        driver = GateDriver(GateMachine(MachineConfig.from_gate(config)), outputs, None, guard)
+        driver.start(0.0)
+        allow = qr_allow(CertType.VACCINATION, None, "", CRED)
+        assert driver.admit(allow, 1.0, 1000.0).allowed
+        assert relay_when_written == []  # checked, not yet written
+        driver.sync()
+        assert relay_when_written == [True]
+        assert guard.seen(guard.key(CRED), 1001.0)
+        again = driver.admit(allow, 2.0, 1001.0)
+        assert not again.allowed and str(again.reason) == "already_admitted"

@@ -150,15 +150,18 @@ def test_a_200_mb_publish_is_refused_before_it_is_read(
     # paho buffers a whole packet whatever its announced size: 200 MB took the gate
     # to 176 MB RSS (about 700 MB here with the limit widened to the protocol's 256 MB).
     broker = hostile("huge", huge_bytes=200 * 1024 * 1024, refuse_v5=refuse_v5)
-    report = _run_child(tmp_path, broker.port, 4.0)
+    report = _run_child(tmp_path, broker.port, 6.0)
     grown_kib = report["rss_peak_kib"] - report["rss_before_kib"]
     assert grown_kib < 16 * 1024, report
     assert report["last_error"] == (
         f"inbound packet too large: {200 * 1024 * 1024 + 5} > {MAX_INBOUND_PACKET_BYTES} bytes"
     )
     assert report["refused_mqtt"] >= 1
-    # The gate hung up after the header: the broker got rid of a fraction only.
-    assert broker.body_bytes_sent < 100 * 1024 * 1024
+    # The gate hung up after each header: the broker got rid of a fraction only ...
+    assert broker.body_bytes_sent < 150 * 1024 * 1024
+    # ... and was not retried every second (paho resets its back-off on each CONNACK):
+    # 1 s, 2 s, 4 s after hostile links, so at most 3 tries in 6 s (+1 for the fallback).
+    assert 1 <= broker.connect_count() <= (4 if refuse_v5 else 3)
 
 
 def test_a_real_broker_keeps_larger_messages_from_the_gate(
@@ -214,7 +217,13 @@ def test_a_flood_of_online_messages_re_announces_at_most_once_a_minute(
         infos = [ha.publish(f"{prefix}/status", b"online", qos=1) for _ in range(2000)]
         for info in infos:
             info.wait_for_publish(10)
-        assert wait_until(lambda: pub.births_seen == 2000, 20.0)
+        # Mosquitto queues at most 1,000 QoS 1 messages per subscriber and drops the
+        # rest when the gate reads slower (a loaded machine): wait until they stop.
+        assert wait_until(lambda: pub.births_seen >= 1000, 20.0)
+        seen = -1
+        while seen != pub.births_seen:
+            seen = pub.births_seen
+            time.sleep(0.5)
         time.sleep(0.5)  # let the drain thread act on every latch it saw
         assert rounds() == 2, "the first online is answered at once, the rest wait"
         clock.advance(59.0)
@@ -261,6 +270,12 @@ def test_refused_messages_are_counted_and_reported_without_content(
             ha.publish(f"{prefix}/status", marker * 100, qos=1).wait_for_publish(5)
         assert wait_until(lambda: refusals.totals()["mqtt"] == 50, 10.0)
         assert wait_until(lambda: len(rec.on(f"{root}/events")) == 1, 10.0)
+        # The status follows the event by itself (the later refusals show up once it
+        # is due again: nudge with notify(), as new counts would).
+        assert wait_until(
+            lambda: any(json.loads(m.payload)["refused"]["mqtt"] >= 1
+                        for m in rec.on(f"{root}/status")), 10.0,
+        )  # fmt: skip
         pub.notify()
         assert wait_until(
             lambda: any(json.loads(m.payload)["refused"]["mqtt"] == 50

@@ -46,7 +46,7 @@ def test_bundle_from_another_authority_is_refused() -> None:
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        (b"\xff\x00", "not CBOR|out of bounds"),
+        (b"\xff\x00", "body refused: "),
         (cbor2.dumps([1, 2]), "not a map"),
         (cbor2.dumps({"format": 2, "version": 1}), "format"),
         (cbor2.dumps({"format": 1, "version": 0, "issued_at": 1, "max_age_s": 1,
@@ -64,8 +64,8 @@ def test_bundle_from_another_authority_is_refused() -> None:
         (cbor2.dumps({"format": 1, "version": 1, "issued_at": 1, "max_age_s": 1, "grace_s": 1,
                       "policy": {"default_mode": "nope", "modes": {}, "rules": {}}}),
          "default_mode"),
-        (b"\x81" * 20 + b"\x00", "out of bounds"),  # nesting deeper than 8
-        (b"\x9a\x00\x01\x00\x00" + b"\x00" * 65536, "out of bounds"),  # 65,536 > item budget? no
+        (b"\x81" * 20 + b"\x00", "refused: nesting"),  # nesting deeper than 8
+        (b"\x9a\x00\x01\x00\x00" + b"\x00" * 65536, "refused"),  # 65,536 > item budget? no
     ],
 )
 def test_malformed_body_is_refused(body: bytes, match: str) -> None:
@@ -77,7 +77,7 @@ def test_malformed_body_is_refused(body: bytes, match: str) -> None:
 
 def test_item_bomb_is_refused_before_decoding() -> None:
     bomb = b"\x9a\x00\x04\x00\x00" + b"\x00" * 0x40000  # 262,144 items > 200,000
-    with pytest.raises(DocumentError, match="out of bounds"):
+    with pytest.raises(DocumentError, match="refused: container of 262144 items"):
         TrustBundle.from_cbor(bomb)
 
 

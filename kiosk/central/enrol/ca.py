@@ -37,6 +37,8 @@ DEVICE_VALIDITY_DAYS = 90
 MAX_DEVICE_VALIDITY_DAYS = 397
 SERVER_VALIDITY_DAYS = 365
 MAX_CSR_BYTES = 16 * 1024
+# Central services with their own broker identity (config/mosquitto/acl); none holds a '/'.
+SERVICES = ("fleet", "homeassistant", "operator")
 # Backdating absorbs small clock differences between the CA and the broker.
 BACKDATE = timedelta(minutes=5)
 
@@ -197,13 +199,13 @@ class EnrolmentCA:
         return key_pem, issued
 
     def issue_service(self, name: str, *, days: int = SERVER_VALIDITY_DAYS) -> tuple[bytes, Issued]:
-        """A client certificate for a central service (``fleet``, ``homeassistant``).
+        """A client certificate for a central service (:data:`SERVICES`).
 
         Service names never hold ``/``, so no service can be mistaken for a gate
         (whose CN is ``<site>/<gate>``) in the broker's ACL.
         """
-        if name not in ("fleet", "homeassistant"):
-            raise EnrolmentError(f"service {name[:40]!r}: expected fleet or homeassistant")
+        if name not in SERVICES:
+            raise EnrolmentError(f"service {name[:40]!r}: expected one of {', '.join(SERVICES)}")
         key = ec.generate_private_key(ec.SECP256R1())
         issued = self._issue(key.public_key(), name, days, ExtendedKeyUsageOID.CLIENT_AUTH, ())
         key_pem = key.private_bytes(

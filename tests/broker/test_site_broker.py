@@ -1,0 +1,316 @@
+"""config/mosquitto/ on a real Mosquitto: TLS client certificates and per-gate ACLs.
+
+Certificates come from the enrolment CA exactly as in the field (gate key and
+CSR made by :class:`DeviceIdentity`, signed with a one-time token); the broker
+runs the shipped config with only paths and the port substituted. Whether a
+publish got through is judged by what a subscriber with read rights receives,
+not by the publisher's acknowledgement (Mosquitto acknowledges denied QoS 1
+publishes).
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from kiosk.central.enrol import EnrolmentCA
+from kiosk.provision.identity import DeviceIdentity
+from kiosk.verify.atomic import atomic_write
+from tests.conftest import REPO_ROOT, free_port, port_open
+
+CONFIG = REPO_ROOT / "config" / "mosquitto"
+
+
+@dataclass(frozen=True)
+class Creds:
+    cert: Path
+    key: Path
+
+
+@dataclass
+class Site:
+    port: int
+    ca: Path
+    creds: dict[str, Creds]
+
+
+def gate_creds(ca: EnrolmentCA, folder: Path, site: str, gate: str) -> Creds:
+    device = DeviceIdentity(folder)
+    csr = device.prepare(f"{site}/{gate}").read_bytes()
+    issued = ca.enrol(csr, ca.tokens.issue(site, gate))
+    device.install(issued.pem, ca.cert_pem, f"{site}/{gate}")
+    return Creds(device.cert_path, device.key_path)
+
+
+def service_creds(ca: EnrolmentCA, folder: Path, name: str) -> Creds:
+    key_pem, issued = ca.issue_service(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / f"{name}.key", key_pem, mode=0o600)
+    atomic_write(folder / f"{name}.crt", issued.pem)
+    return Creds(folder / f"{name}.crt", folder / f"{name}.key")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        pytest.skip("mosquitto not installed (./install.sh --dev installs it)")
+    tmp = tmp_path_factory.mktemp("site-broker")
+    ca = EnrolmentCA.create(tmp / "ca")
+    etc = tmp / "etc-mosquitto-kiosk"
+    etc.mkdir()
+    key_pem, server = ca.issue_server(["localhost", "127.0.0.1"])
+    (etc / "broker.key").write_bytes(key_pem)
+    (etc / "broker.crt").write_bytes(server.pem)
+    (etc / "ca.crt").write_bytes(ca.cert_pem)
+    shutil.copy(CONFIG / "acl", etc / "acl")
+    port = free_port()
+    conf = (CONFIG / "site-broker.conf").read_text()
+    assert "listener 8883" in conf and "/etc/mosquitto/kiosk/" in conf
+    conf = conf.replace("listener 8883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("/etc/mosquitto/kiosk/", f"{etc}/")
+    conf += f"\npersistence false\nlog_dest file {tmp}/mosquitto.log\nlog_type all\n"
+    # Mosquitto started as root drops to the mosquitto user unless told otherwise.
+    conf += "user root\n"
+    (tmp / "mosquitto.conf").write_text(conf)
+    process = subprocess.Popen([binary, "-c", str(tmp / "mosquitto.conf")])
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port, 0.2):
+        assert process.poll() is None, (tmp / "mosquitto.log").read_text()
+        assert time.monotonic() < deadline, "mosquitto did not start"
+        time.sleep(0.05)
+    creds = {
+        "A": gate_creds(ca, tmp / "gate-a", "mall-a", "gate-01"),
+        "B": gate_creds(ca, tmp / "gate-b", "mall-a", "gate-02"),
+        "fleet": service_creds(ca, tmp / "svc", "fleet"),
+        "operator": service_creds(ca, tmp / "svc", "operator"),
+    }
+    # A certificate from another CA (same identity), and an expired one from ours.
+    foreign = EnrolmentCA.create(tmp / "foreign")
+    creds["foreign"] = gate_creds(foreign, tmp / "gate-foreign", "mall-a", "gate-01")
+    past = datetime.now(UTC) - timedelta(days=30)
+    old_ca = EnrolmentCA.open(tmp / "ca", clock=lambda: past)
+    device = DeviceIdentity(tmp / "gate-expired", clock=lambda: past)
+    expired = old_ca.enrol(
+        device.prepare("mall-a/gate-03").read_bytes(),
+        old_ca.tokens.issue("mall-a", "gate-03"),
+        days=2,
+    )
+    device.install(expired.pem, ca.cert_pem, "mall-a/gate-03")
+    creds["expired"] = Creds(device.cert_path, device.key_path)
+    yield Site(port, etc / "ca.crt", creds)
+    process.terminate()
+    process.wait(10)
+
+
+class Client:
+    """A paho client with a certificate; records CONNACK, SUBACKs and messages."""
+
+    def __init__(self, site: Site, who: str) -> None:
+        self.connected = threading.Event()
+        self.failed = threading.Event()
+        self.subacks: dict[int, list[int]] = {}
+        self.messages: list[tuple[str, bytes]] = []
+        self._suback = threading.Condition()
+        creds = site.creds[who]
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{who}-{uuid.uuid4().hex[:6]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.tls_set(
+            ca_certs=str(site.ca),
+            certfile=str(creds.cert),
+            keyfile=str(creds.key),
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *_: self.failed.set()
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
+        try:
+            self.client.connect("127.0.0.1", site.port, keepalive=10)
+        except (ssl.SSLError, OSError):
+            self.failed.set()
+            return
+        self.client.loop_start()
+
+    def _on_connect(self, _c: object, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", True):
+            self.failed.set()
+        else:
+            self.connected.set()
+
+    def _on_subscribe(self, _c: object, _u: object, mid: int, codes: list, _p: object) -> None:
+        with self._suback:
+            self.subacks[mid] = [c.value for c in codes]
+            self._suback.notify_all()
+
+    def wait_connected(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected.is_set():
+                return True
+            if self.failed.is_set():
+                return False
+            time.sleep(0.02)
+        return False
+
+    def subscribe(self, topic: str) -> int:
+        """Subscribe; returns the SUBACK reason code (0/1 granted, 0x87 not authorised)."""
+        _, mid = self.client.subscribe(topic, qos=1)
+        with self._suback:
+            assert self._suback.wait_for(lambda: mid in self.subacks, 5)
+        return self.subacks[mid][0]
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def received(client: Client, topic: str, payload: bytes, timeout: float = 1.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (topic, payload) in client.messages:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def clients(site: Site) -> Iterator[dict[str, Client]]:
+    made: dict[str, Client] = {}
+
+    class Factory(dict[str, Client]):
+        def __missing__(self, who: str) -> Client:
+            made[who] = self[who] = Client(site, who)
+            return made[who]
+
+    yield Factory()
+    for client in made.values():
+        client.close()
+
+
+def test_enrolled_gate_writes_its_own_telemetry_and_not_another_gates(
+    clients: dict[str, Client],
+) -> None:
+    fleet, gate_a = clients["fleet"], clients["A"]
+    assert fleet.wait_connected() and gate_a.wait_connected()
+    for suffix in ("availability", "status", "counts", "events"):
+        assert fleet.subscribe(f"kiosk/+/+/{suffix}") in (0, 1)
+    mark = uuid.uuid4().hex.encode()
+    for suffix in ("availability", "status", "counts", "events"):
+        gate_a.publish(f"kiosk/mall-a/gate-01/{suffix}", mark)
+        assert received(fleet, f"kiosk/mall-a/gate-01/{suffix}", mark), suffix
+    # Gate A posing as gate B, or as a gate of another site: dropped by the broker.
+    for topic in ("kiosk/mall-a/gate-02/counts", "kiosk/port-b/gate-01/status"):
+        gate_a.publish(topic, mark)
+        assert not received(fleet, topic, mark, timeout=1.0), topic
+
+
+def test_gate_reads_only_its_own_commands_and_the_fleet_reads_no_command(
+    clients: dict[str, Client],
+) -> None:
+    gate_a, gate_b, operator = clients["A"], clients["B"], clients["operator"]
+    assert gate_a.wait_connected() and gate_b.wait_connected() and operator.wait_connected()
+    # Mosquitto 2.0 grants the SUBSCRIBE and checks read access on every delivery:
+    # what counts is that nothing of B's reaches A (or the fleet service).
+    fleet = clients["fleet"]
+    assert fleet.wait_connected()
+    for spy, topic in [
+        (gate_a, "kiosk/mall-a/gate-02/command"),
+        (gate_a, "kiosk/#"),
+        (fleet, "kiosk/+/+/command"),
+    ]:
+        assert spy.subscribe(topic) in (0, 1, 0x87)
+    assert gate_a.subscribe("kiosk/mall-a/gate-01/command") in (0, 1)
+    assert gate_b.subscribe("kiosk/mall-a/gate-02/command") in (0, 1)
+    mark = uuid.uuid4().hex.encode()
+    operator.publish("kiosk/mall-a/gate-02/command", mark)
+    assert received(gate_b, "kiosk/mall-a/gate-02/command", mark)
+    assert not received(gate_a, "kiosk/mall-a/gate-02/command", mark, timeout=0.5)
+    assert not received(fleet, "kiosk/mall-a/gate-02/command", mark, timeout=0.3)
+    own = uuid.uuid4().hex.encode()
+    operator.publish("kiosk/mall-a/gate-01/command", own)
+    assert received(gate_a, "kiosk/mall-a/gate-01/command", own)
+    # Telemetry of B never reaches A either (gates read no telemetry).
+    gate_b.publish("kiosk/mall-a/gate-02/status", mark)
+    assert not received(gate_a, "kiosk/mall-a/gate-02/status", mark, timeout=0.5)
+    # A gate cannot forge a command, not even to itself.
+    gate_b.publish("kiosk/mall-a/gate-02/command", b"forged")
+    assert not received(gate_b, "kiosk/mall-a/gate-02/command", b"forged", timeout=1.0)
+
+
+def test_fleet_service_only_reads(clients: dict[str, Client]) -> None:
+    fleet, gate_a = clients["fleet"], clients["A"]
+    assert fleet.wait_connected() and gate_a.wait_connected()
+    assert fleet.subscribe("kiosk/+/+/status") in (0, 1)
+    fleet.publish("kiosk/mall-a/gate-01/status", b"fake status")
+    assert not received(fleet, "kiosk/mall-a/gate-01/status", b"fake status", timeout=1.0)
+
+
+@pytest.mark.parametrize("who", ["foreign", "expired"])
+def test_foreign_and_expired_certificates_are_refused(site: Site, who: str) -> None:
+    client = Client(site, who)
+    try:
+        assert not client.wait_connected(3.0)
+    finally:
+        client.close()
+
+
+def test_the_gates_own_publisher_delivers_counts_through_the_acl(
+    site: Site, clients: dict[str, Client], tmp_path: Path
+) -> None:
+    """The real MqttPublisher with the enrolled certificate: every count arrives."""
+    import json
+
+    from kiosk.config.schema import MqttConfig
+    from kiosk.telemetry import CountStore, MqttPublisher
+    from tests.telemetry.helpers import at, decisions, wait_until
+
+    fleet = clients["fleet"]
+    assert fleet.wait_connected() and fleet.subscribe("kiosk/+/+/counts") in (0, 1)
+    root, device = "kiosk/mall-a/gate-01", "mall-a/gate-01"
+    creds = site.creds["A"]
+    cfg = MqttConfig(
+        host="localhost",
+        port=site.port,
+        keepalive_s=5,
+        tls_ca=site.ca,
+        tls_cert=creds.cert,
+        tls_key=creds.key,
+        discovery=True,
+    )
+    db = tmp_path / "counts.sqlite"
+    with CountStore(db, device) as store:
+        pub = MqttPublisher(cfg, root, device, db)
+        try:
+            pub.start()
+            assert wait_until(lambda: pub.connected, 10.0)
+            for i, decision in enumerate(decisions(5)):
+                store.record(decision, at(i))
+                pub.notify()
+            assert pub.drain(10.0)
+
+            def counts() -> list[bytes]:
+                return [p for t, p in fleet.messages if t == f"{root}/counts"]
+
+            assert wait_until(lambda: len(counts()) >= 5, 5)
+            assert json.loads(counts()[-1])["totals"] == store.totals()
+            assert pub.stats().last_error is None
+        finally:
+            pub.stop(5.0)
