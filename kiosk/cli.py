@@ -9,15 +9,20 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk import __version__
 from kiosk.certlogic import commands as certlogic_commands
-from kiosk.config import load_config
+from kiosk.config import KioskConfig, load_config
+from kiosk.decode import commands as decode_commands
 from kiosk.errors import ConfigError, KioskError
 from kiosk.nik import commands as nik_commands
 from kiosk.provision import commands as provision_commands
 from kiosk.sim import commands as sim_commands
 from kiosk.verify import commands as verify_commands
+
+if TYPE_CHECKING:  # the gate's parts load only when a command needs them
+    from kiosk.scanloop import ScanLoop, Turn
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 # Each feature area owns its subcommands in <area>/commands.py.
@@ -26,6 +31,7 @@ FEATURE_COMMANDS = (
     sim_commands.register,
     nik_commands.register,
     certlogic_commands.register,
+    decode_commands.register,
     provision_commands.register,
 )
 log = logging.getLogger("kiosk")
@@ -178,12 +184,30 @@ def _run(args: argparse.Namespace) -> int:
     with Notifier.from_env() as notifier:
         heartbeat = Heartbeat(notifier)
         with build_app(config, heartbeat=heartbeat) as app:
+            _watch_health(config, app.loop)
             try:
                 app.loop.run(stop)
             finally:
                 heartbeat.stopping()  # before the wind-down: relay safe, outbox drains
             # A ``restart`` command ends the loop with a status; systemd starts it again.
             return app.loop.exit_status or 0
+
+
+def _watch_health(config: KioskConfig, loop: ScanLoop) -> None:
+    """With software updates on, a release on probation commits itself once healthy."""
+    if not config.remote.updates:
+        return
+    from kiosk.remote.update import HealthWatch, Updater
+
+    watch = HealthWatch(Updater(config.remote.install_root, []))
+    fed = loop.on_turn
+
+    def on_turn(turn: Turn) -> None:
+        if fed is not None:
+            fed(turn)
+        watch.turn(turn.progress)
+
+    loop.on_turn = on_turn
 
 
 def _demo(args: argparse.Namespace) -> int:

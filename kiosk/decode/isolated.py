@@ -115,6 +115,18 @@ class IsolatedDecoder(Decoder):
         """True while a worker runs and has reported ready (updated by :meth:`decode`)."""
         return self._ready
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the worker to report ready; True if it has.
+
+        The gate never waits (frames go to the fallback meanwhile); a one-shot
+        tool does, so that what it measures is the worker, not the fallback.
+        """
+        if self._ready:
+            return True
+        if self._closed or self._conn is None or not self._conn.poll(timeout_s):
+            return False
+        return self._worker_ready(0)
+
     @property
     def worker_pid(self) -> int | None:
         """The worker's process id while one runs."""

@@ -100,7 +100,13 @@ def alarm_json(alarm: OpenAlarm | tuple[Any, ...]) -> dict[str, Any]:
 
     if isinstance(alarm, OpenAlarm):
         row: tuple[Any, ...] = (
-            alarm.id, alarm.site, alarm.gate, alarm.kind, alarm.detail, alarm.raised, None
+            alarm.id,
+            alarm.site,
+            alarm.gate,
+            alarm.kind,
+            alarm.detail,
+            alarm.raised,
+            None,
         )
     else:
         row = alarm
