@@ -439,6 +439,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 service.wait(20)
             broker.terminate()
             broker.wait(10)
+        # The service's own stall trace (slow batches/ticks), for explaining a spike.
+        warnings = [line.split(": ", 1)[-1] for line in
+                    (folder / "service.log").read_text(errors="replace").splitlines()
+                    if " WARNING " in line or " ERROR " in line]
+        result["service_warnings"] = len(warnings)
+        result["service_warning_sample"] = warnings[:3]
     print(json.dumps(result))
     return result
 

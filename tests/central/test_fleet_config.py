@@ -121,3 +121,25 @@ def test_the_shipped_example_config_is_valid_and_says_every_default() -> None:
     defaults = load_fleet_config(None)
     assert config.mqtt == defaults.mqtt and config.alarms == defaults.alarms
     assert config.http.token_file == Path("/etc/kiosk/fleet-tokens")
+
+
+def test_the_demo_fleet_takes_a_free_port_when_8080_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    from kiosk.central.fleet import demo
+    from tests.conftest import Mosquitto
+
+    broker = Mosquitto(workdir=tmp_path)
+    broker.start()
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        demo.DEMO_PORT = taken  # stands in for a busy 8080
+        with demo.demo_fleet(tmp_path / "d", (broker.host, broker.port)) as fleet:
+            assert fleet is not None and f":{taken}/" not in fleet.url
+    finally:
+        demo.DEMO_PORT = 8080
+        holder.close()
+        broker.stop()

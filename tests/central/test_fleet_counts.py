@@ -67,6 +67,16 @@ def test_a_simulated_gate_shows_its_exact_counts(tmp_path: Path,
         lines = csv_body.decode().splitlines()
         assert lines[0] == "site,gate,start,counter,value"
         assert sum(int(x.split(",")[4]) for x in lines[1:] if ",allowed," in x) == 4
+        # No personal data anywhere the service shows: the samples' holder is
+        # Erika Musterfrau, born 1964-08-12; none of it may appear.
+        seen = b"".join(get(fleet, p)[1] for p in (
+            "/api/gates", "/api/sites", "/api/alarms?history=1", "/api/counts?format=csv",
+            "/metrics", "/chart/demo-site.svg", "/"))
+        with fleet.state._db.connect() as conn:
+            dump = repr([conn.execute(f"SELECT * FROM {t}").fetchall() for t in
+                         ("reports", "streams", "gates", "hourly", "alarms")]).encode()
+        for secret in (b"Musterfrau", b"MUSTERFRAU", b"Erika", b"ERIKA", b"1964-08-12", b"HC1:"):
+            assert secret not in seen and secret not in dump
 
 
 def test_duplicates_and_replays_do_not_change_totals_and_a_gap_raises_an_alarm(

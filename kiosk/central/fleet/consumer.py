@@ -46,6 +46,7 @@ QUEUE_MAX = 20_000
 BATCH_MAX = 2_000
 RECEIVE_MAXIMUM = 2_000
 TICK_S = 1.0
+STALL_S = 0.5
 
 
 class FleetConsumer:
@@ -192,7 +193,10 @@ class FleetConsumer:
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_S
                     try:
+                        started = time.monotonic()
                         self._state.tick()
+                        if time.monotonic() - started > STALL_S:
+                            log.warning("slow tick: %.2f s", time.monotonic() - started)
                     except Exception:  # loop boundary: alarms must not stop counting
                         log.exception("fleet tick failed")
         finally:
@@ -214,7 +218,12 @@ class FleetConsumer:
         messages = [m for m, _, _ in batch if m is not None]
         while not self._stop.is_set():
             try:
+                started = time.monotonic()
                 self._state.apply(messages)
+                spent = time.monotonic() - started
+                if spent > STALL_S:  # the trace a lag spike needs: how long, how much
+                    log.warning("slow batch: %d messages applied in %.2f s (queue %d)",
+                                len(messages), spent, self._queue.qsize())
                 break
             except Exception:  # database down or locked: keep the batch, retry
                 log.exception("fleet store write failed; retrying in 1 s")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiosk.central.fleet.config import load_fleet_config
+from kiosk.central.fleet.config import FleetConfig, load_fleet_config
 from kiosk.central.fleet.service import build_service
 
 DEMO_PORT = 8080
@@ -103,15 +103,20 @@ def demo_fleet(workdir: Path, wanted: tuple[str, int]) -> Iterator[DemoFleet | N
             return
         token_file = workdir / "fleet-token"
         token = _token(token_file)
-        port = DEMO_PORT if not _answers("127.0.0.1", DEMO_PORT) else 0
-        config = load_fleet_config(None, {
-            "mqtt.host": broker[0],
-            "mqtt.port": broker[1],
-            "mqtt.client_id": f"kiosk-fleet-demo-{secrets.token_hex(3)}",
-            "mqtt.session_expiry_s": 0,
-            "http.port": port,
-            "http.token_file": str(token_file),
-            "store.url": f"sqlite:///{workdir.resolve() / 'fleet.sqlite'}",
-        })
-        with build_service(config) as service:
+        def config(port: int) -> FleetConfig:
+            return load_fleet_config(None, {
+                "mqtt.host": broker[0],
+                "mqtt.port": broker[1],
+                "mqtt.client_id": f"kiosk-fleet-demo-{secrets.token_hex(3)}",
+                "mqtt.session_expiry_s": 0,
+                "http.port": port,
+                "http.token_file": str(token_file),
+                "store.url": f"sqlite:///{workdir.resolve() / 'fleet.sqlite'}",
+            })
+
+        with contextlib.ExitStack() as stack:
+            try:
+                service = stack.enter_context(build_service(config(DEMO_PORT)))
+            except OSError:  # 8080 taken (another program, another demo): any free port
+                service = stack.enter_context(build_service(config(0)))
             yield DemoFleet(broker, service.url, token, token_file)

@@ -70,7 +70,11 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
         max_body=config.http.max_body_bytes,
         sse_interval_s=config.http.sse_interval_s,
     )
-    server = FleetServer((config.http.host, config.http.port), web)
+    try:
+        server = FleetServer((config.http.host, config.http.port), web)
+    except BaseException:  # address in use: nothing started yet but the state's database
+        state.close()
+        raise
     http_thread = threading.Thread(
         target=server.serve_forever,
         name="kiosk-fleet-http",

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 SHARED_SYNC_S = 2.0
+SWEEP_S = 5.0
 """With a shared subscription, how often totals, today and gaps are re-read from the database."""
 
 
@@ -118,6 +119,8 @@ class FleetState:
         self._last_prune = 0.0
         self._last_sync = 0.0
         self._zone_changed: set[Key] = set()
+        self._touched: set[Key] = set()
+        self._last_sweep = 0.0
         self._load()
 
     # ------------------------------------------------------------------ readers
@@ -207,7 +210,17 @@ class FleetState:
         raised: list[tuple[tuple[str, str, str], str]] = []
         cleared: list[tuple[str, str, str]] = []
         hour = int(now) // store.HOUR * store.HOUR
-        for key, gate in self._gates.items():
+        # Gates that sent something are checked every tick; all of them (silence,
+        # debounce timers, day and hour roll-over) every SWEEP_S: a 10,000-gate
+        # sweep every second would take the owner thread from the messages.
+        if now - self._last_sweep >= SWEEP_S:
+            self._last_sweep = now
+            keys: Iterable[Key] = list(self._gates)
+        else:
+            keys = [k for k in self._touched if k in self._gates]
+        self._touched.clear()
+        for key in keys:
+            gate = self._gates[key]
             if now >= gate.today_end:
                 self._load_today(gate, now)
                 dirty.add(key)
@@ -445,6 +458,7 @@ class FleetState:
         if not dirty and not force:
             return
         self._version += 1
+        self._touched.update(dirty)
         for key in dirty:
             self._views[key] = self._view(self._gates[key])
             self._changed[key] = self._version
