@@ -31,6 +31,7 @@ from kiosk.camera import FrameSource, open_frame_source
 from kiosk.config import KioskConfig
 from kiosk.decision import Decision
 from kiosk.decode import IdleThrottle, RepeatFilter, create_decoder
+from kiosk.decode.progress import SeenNotRead
 from kiosk.display import NullScreen, Screen
 from kiosk.gate import (
     GateDriver,
@@ -240,6 +241,7 @@ def build_app(
             on_decision=on_decision,
             on_event=on_event,
             throttle=IdleThrottle(config.decoder.idle_after_s, config.decoder.idle_check_every_s),
+            hold_steady=SeenNotRead(config.decoder.hold_steady_after_frames),
         )
         if heartbeat is not None:
             loop.on_turn = _feed(heartbeat, loop)

@@ -158,6 +158,13 @@ class DecoderConfig:
         min=0.05,
         max=10,
     )
+    hold_steady_after_frames: int = setting(
+        4,
+        doc="Consecutive frames with a QR symbol seen but not read before the screen says "
+        "\"hold steady\" (0: never).",
+        min=0,
+        max=100,
+    )
 
 
 @dataclass(frozen=True)
