@@ -204,6 +204,7 @@ def build_app(
                 lambda: open_frame_source(config.camera),
                 board,
                 timeout_s=config.camera.frame_timeout_s,
+                stall_after_s=config.camera.stall_after_s,
             )
         stack.enter_context(source)
         decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)

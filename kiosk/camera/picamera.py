@@ -192,10 +192,35 @@ class Picamera2Source(FrameSource):
             request.release()
         gray = y_plane(buffer, int(width), int(height), int(stride))
         self._check_size(gray)
-        self._count_drops(metadata)
-        frame = Frame(gray=gray, timestamp=timestamp, index=self.frames_read)
+        sensor_ns = self._count_drops(metadata)
+        frame = Frame(
+            gray=gray,
+            timestamp=timestamp,
+            index=self.frames_read,
+            sensor_timestamp=sensor_ns / 1e9 if sensor_ns is not None else None,
+        )
         self.frames_read += 1
         return frame
+
+    def restart(self) -> None:
+        """Stop and start the camera within the same Picamera2 object (a stall's first remedy).
+
+        Re-creating the Picamera2 object leaks memory in picamera2/libcamera,
+        so a stalled camera is restarted in place first.
+
+        Raises:
+            CameraError: the source is closed, or stop/start failed.
+        """
+        camera = self._camera
+        if camera is None:
+            raise CameraError("restart of a closed Pi camera source")
+        try:
+            camera.stop()
+            camera.start()
+        except Exception as exc:
+            raise CameraError(f"Pi camera restart failed: {exc}") from exc
+        self._last_sensor_ns = None
+        log.warning("Pi camera restarted (stop/start)")
 
     def close(self) -> None:
         """Stop and close the camera. Idempotent; errors while closing are logged."""
@@ -239,11 +264,13 @@ class Picamera2Source(FrameSource):
                 self._requested[1],
             )
 
-    def _count_drops(self, metadata: Any) -> None:
+    def _count_drops(self, metadata: Any) -> int | None:
+        """Count sensor frames missed since the last one; returns this frame's SensorTimestamp."""
         try:
             sensor_ns = int(metadata["SensorTimestamp"])
             duration_us = float(metadata["FrameDuration"])
         except (KeyError, TypeError, ValueError):
-            return  # no timing metadata: drops cannot be known, count none
+            return None  # no timing metadata: drops cannot be known, count none
         self.frames_dropped += frames_missed(self._last_sensor_ns, sensor_ns, duration_us)
         self._last_sensor_ns = sensor_ns
+        return sensor_ns

@@ -122,6 +122,13 @@ class CameraConfig:
     frame_timeout_s: float = setting(
         2.0, doc="A camera that delivers no frame within this time is a fault.", min=0.1, max=60
     )
+    stall_after_s: float = setting(
+        3.0,
+        doc="A camera whose frames stop advancing (the same capture time again) for this long "
+        "is stalled: reported and restarted (0: no stall detection).",
+        min=0.0,
+        max=600,
+    )
     loop: bool = setting(False, doc="files/video: start again at the end instead of stopping.")
 
 
