@@ -224,7 +224,9 @@ def test_reads_gray_frames_from_the_lores_stream_and_releases_every_request() ->
     assert camera.waits == [0.5, 0.5]
     assert camera.config is not None
     assert camera.config["lores"] == {"size": (WIDTH, HEIGHT), "format": "YUV420"}
-    assert camera.config["controls"] == {"FrameRate": 15.0}
+    assert camera.config["controls"] == {
+        "FrameRate": 15.0, "AeMeteringMode": 0, "AeExposureMode": 0, "ExposureValue": 0.0,
+    }  # fmt: skip
     assert camera.calls == ["start", "stop", "close"]
 
 
@@ -311,3 +313,46 @@ def test_frames_carry_the_sensor_time_and_a_stall_restarts_the_same_camera_objec
     assert "camera" not in board.faults
     assert all(r.released for r in camera.requests)
     source.close()
+
+
+def test_screen_reading_controls_reach_the_camera_and_missing_ones_are_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dataclasses import replace
+
+    camera = FakePicamera2([scene("PHONE")])
+    # A Camera Module 3 offers autofocus; this one (like a v2 module) does not.
+    camera.camera_controls = {  # type: ignore[attr-defined]
+        name: (0, 1, 0) for name in ("AeMeteringMode", "AeExposureMode", "ExposureValue")
+    }
+    cfg = replace(CFG, metering="spot", exposure_mode="short", exposure_value=-1.0,
+                  autofocus="manual", lens_position=5.0)  # fmt: skip
+    with Picamera2Source(cfg, camera_factory=lambda: camera) as source:
+        assert decode(source.read().gray) == ["PHONE"]
+    assert camera.config is not None
+    assert camera.config["controls"] == {
+        "FrameRate": 15.0, "AeMeteringMode": 1, "AeExposureMode": 1, "ExposureValue": -1.0,
+    }  # fmt: skip
+    assert "no AfMode, LensPosition control(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("autofocus", "expected"),
+    [
+        ("none", {}),
+        ("manual", {"AfMode": 0, "LensPosition": 4.0}),
+        ("auto", {"AfMode": 1, "AfRange": 2, "AfTrigger": 0}),
+        ("continuous", {"AfMode": 2, "AfRange": 2}),
+    ],
+)
+def test_autofocus_settings_map_to_libcamera_controls(
+    autofocus: str, expected: dict[str, object]
+) -> None:
+    from dataclasses import replace
+
+    from kiosk.camera.picamera import camera_controls
+
+    cfg = replace(CFG, autofocus=autofocus, af_range="full")
+    controls, skipped = camera_controls(cfg)
+    assert {k: v for k, v in controls.items() if k.startswith(("Af", "Lens"))} == expected
+    assert skipped == []
