@@ -140,6 +140,8 @@ install_release() {
         place_file 0644 root:root "$here/$doc" "/opt/kiosk/releases/$version/doc/$(basename "$doc")"
     done
     place_symlink "releases/$version" /opt/kiosk/current
+    # The update probation counter runs before every start, outside any release.
+    place_file 0644 root:root "$here/kiosk/remote/probation.py" /opt/kiosk/probation.py
     place_symlink /opt/kiosk/current/venv/bin/kiosk /usr/local/bin/kiosk
 }
 

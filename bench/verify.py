@@ -10,7 +10,8 @@ The raw number verifies the very same signature over the very same
 Sig_structure with the very same public key object, so ``ratio`` is the share
 of the crypto floor that the whole pipeline keeps: Base45, zlib, COSE, the
 trusted clock (with its synchronisation probe), bundle freshness, ES256, CWT,
-content and EKU checks, revocation against ``--revoked`` UCI hashes plus as
+content and EKU checks, the EU value sets of a format-2 bundle (when
+``../shared/testdata/valuesets`` exists), revocation against ``--revoked`` UCI hashes plus as
 many SIGNATURE hashes, a tenth as many COUNTRYCODEUCI hashes and a kid
 blocklist, the DSC's listed country against ``iss``, the positive-test check
 and the default policy's 3G scan mode -- the device configuration.
@@ -52,6 +53,7 @@ from kiosk.verify.revocation import HashList, Revocation
 from kiosk.verify.rules import DEFAULT_POLICY
 from kiosk.verify.steps import inflate
 from kiosk.verify.trust import Signer
+from kiosk.verify.valuesets import ValueSets, load_folder
 
 NOW = datetime(2021, 6, 10, 12, 0, tzinfo=UTC)
 
@@ -76,6 +78,14 @@ def _hashes(n: int) -> HashList:
     return HashList(b"".join(sorted(raw[i : i + 16] for i in range(0, len(raw), 16))))
 
 
+VALUESETS = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "valuesets"
+
+
+def _valuesets() -> ValueSets:
+    """The EU value sets as a format-2 bundle carries them (none when the folder is absent)."""
+    return load_folder(VALUESETS) if VALUESETS.is_dir() else ValueSets()
+
+
 def build_certificate(revoked: int = 0, state_dir: Path | None = None,
                       minimal: bool = False) -> tuple[Verifier, str]:
     """A realistic ES256 vaccination certificate (~620 characters) and its device verifier.
@@ -97,6 +107,7 @@ def build_certificate(revoked: int = 0, state_dir: Path | None = None,
         signature=_hashes(revoked), kids=frozenset(os.urandom(8) for _ in range(100)),
     )
     material = TrustMaterial(
+        valuesets=_valuesets(),
         # Listed for its country, as in a trust bundle: the issuer-country rule runs.
         store=TrustStore([replace(Signer.from_der(der), country="DE")]), revocation=revocation,
         mode=DEFAULT_POLICY.mode("3G"), version=1, issued_at=NOW - timedelta(days=1),
@@ -167,6 +178,7 @@ def main() -> None:
                 "qr_chars": len(qr),
                 "setup": "minimal" if args.minimal else "device",
                 "revoked_per_list": 0 if args.minimal else args.revoked,
+                "valuesets": 0 if args.minimal else len(verifier.material.valuesets.sets),
                 "base45": implementation,
                 "python": platform.python_version(),
                 "machine": platform.machine(),

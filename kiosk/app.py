@@ -175,13 +175,20 @@ def build_app(
         status_sources = StatusSources()
         inbox = CommandInbox() if config.remote.commands else None
         releases = None
+        loop: ScanLoop | None = None
+
+        def restart_after_update() -> None:
+            # From the kiosk-dist thread: the loop ends after its turn; systemd restarts.
+            if loop is not None:
+                loop.request_exit(EXIT_RESTART)
+
         if config.remote.distribution and config.mqtt.enabled:
             releases = ReleaseReceiver(
                 topic_root=config.mqtt.topic_root,
                 site=config.device.site,
                 gate=config.device.gate,
                 staging=config.device.data_dir / "dist",
-                installers=gate_installers(config),
+                installers=gate_installers(config, restart=lambda: restart_after_update()),
             )
             status_sources.add(releases.status)
         publisher = None

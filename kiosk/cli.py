@@ -9,16 +9,20 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiosk import __version__
 from kiosk.certlogic import commands as certlogic_commands
-from kiosk.config import load_config
+from kiosk.config import KioskConfig, load_config
 from kiosk.decode import commands as decode_commands
 from kiosk.errors import ConfigError, KioskError
 from kiosk.nik import commands as nik_commands
 from kiosk.provision import commands as provision_commands
 from kiosk.sim import commands as sim_commands
 from kiosk.verify import commands as verify_commands
+
+if TYPE_CHECKING:  # the gate's parts load only when a command needs them
+    from kiosk.scanloop import ScanLoop, Turn
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 # Each feature area owns its subcommands in <area>/commands.py.
@@ -82,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         help="broker to publish to when it answers (default 127.0.0.1:1883)",
     )
     demo.add_argument("--no-mqtt", action="store_true", help="do not publish to a broker")
+    demo.add_argument(
+        "--no-fleet", action="store_true", help="do not start the fleet page beside the demo"
+    )
     demo.add_argument("--headless", action="store_true", help="no window, terminal output only")
     demo.add_argument("--fast", action="store_true", help="do not pace frames at the camera rate")
     demo.set_defaults(handler=_demo)
@@ -177,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     with Notifier.from_env() as notifier:
         heartbeat = Heartbeat(notifier)
         with build_app(config, heartbeat=heartbeat) as app:
+            _watch_health(config, app.loop)
             try:
                 app.loop.run(stop)
             finally:
@@ -185,19 +193,46 @@ def _run(args: argparse.Namespace) -> int:
             return app.loop.exit_status or 0
 
 
+def _watch_health(config: KioskConfig, loop: ScanLoop) -> None:
+    """With software updates on, a release on probation commits itself once healthy."""
+    if not config.remote.updates:
+        return
+    from kiosk.remote.update import HealthWatch, Updater
+
+    watch = HealthWatch(Updater(config.remote.install_root, []))
+    fed = loop.on_turn
+
+    def on_turn(turn: Turn) -> None:
+        if fed is not None:
+            fed(turn)
+        watch.turn(turn.progress)
+
+    loop.on_turn = on_turn
+
+
 def _demo(args: argparse.Namespace) -> int:
     from kiosk.demo import run_demo
 
     host, _, port = args.mqtt.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--mqtt {args.mqtt!r}: expected HOST:PORT")
-    return run_demo(
-        args.workdir,
-        once=args.once,
-        broker=None if args.no_mqtt else (host, int(port)),
-        headless=args.headless,
-        fast=args.fast,
-    )
+    broker = None if args.no_mqtt else (host, int(port))
+    if broker is None or args.once or args.no_fleet:
+        return run_demo(
+            args.workdir, once=args.once, broker=broker, headless=args.headless, fast=args.fast
+        )
+    # The central side, only for this command: the demo gate's fleet page, live.
+    from kiosk.central.fleet.demo import demo_fleet
+
+    with demo_fleet(args.workdir, broker) as fleet:
+        if fleet is None:
+            print("fleet page: not started (no MQTT broker and no mosquitto to start)")
+        else:
+            print(f"fleet page: {fleet.url}  (token: {fleet.token}, kept in {fleet.token_file})")
+            broker = fleet.broker
+        return run_demo(
+            args.workdir, once=False, broker=broker, headless=args.headless, fast=args.fast
+        )
 
 
 if __name__ == "__main__":

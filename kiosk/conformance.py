@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from kiosk.errors import DocumentError
 from kiosk.verify.casecheck import CHECKS, FLAG_ALIASES, IGNORED_FLAGS, run_check
+from kiosk.verify.valuesets import ValueSets, load_folder
 
 __all__ = ["CaseResult", "FlagResult", "evaluate_case", "find_cases", "main", "run"]
 
@@ -69,8 +71,11 @@ def find_cases(dirs: Iterable[Path]) -> Iterator[Path]:
             yield from sorted(p for p in found if p.parent.name.lower() == "raw")
 
 
-def evaluate_case(path: Path) -> CaseResult:
-    """Load one case file and check each of its EXPECTED* flags. Never raises."""
+def evaluate_case(path: Path, valuesets: ValueSets | None = None) -> CaseResult:
+    """Load one case file and check each of its EXPECTED* flags. Never raises.
+
+    ``valuesets``: when given, the schema check also requires value-set membership.
+    """
     try:
         case: Any = json.loads(path.read_text(encoding="utf-8"))
         expected = case["EXPECTEDRESULTS"]
@@ -87,7 +92,7 @@ def evaluate_case(path: Path) -> CaseResult:
         if flag not in CHECKS or not isinstance(want, bool):
             notes.append(f"unknown or malformed flag {raw_flag} ignored")
             continue
-        actual, detail = run_check(flag, case)
+        actual, detail = run_check(flag, case, valuesets)
         results.append(FlagResult(flag, want, actual, detail))
     return CaseResult(path, tuple(results), tuple(notes))
 
@@ -102,7 +107,8 @@ def _describe(result: CaseResult) -> str:
     return f"FAIL {result.path}: " + "; ".join(bad)
 
 
-def run(dirs: Iterable[Path], out: TextIO | None = None) -> int:
+def run(dirs: Iterable[Path], out: TextIO | None = None,
+        valuesets: ValueSets | None = None) -> int:
     """Run every case under ``dirs``; print failures and the summary line to ``out``.
 
     Returns the exit status: 0 when all cases pass, 1 when any fails, 2 when a
@@ -116,7 +122,7 @@ def run(dirs: Iterable[Path], out: TextIO | None = None) -> int:
         print(f"error: not a folder: {exc}", file=stream)
         return 2
     for path in paths:
-        result = evaluate_case(path)
+        result = evaluate_case(path, valuesets)
         for note in result.notes:
             print(f"note {path}: {note}", file=stream)
         if result.passed:
@@ -135,8 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
                         help="folder(s) holding <country>/2DCode/raw/*.json")
+    parser.add_argument("--valuesets", type=Path, metavar="DIR",
+                        help="folder of EU DCC value-set files: the schema check then also "
+                        "requires value-set membership")
     args = parser.parse_args(argv)
-    return run(args.dirs)
+    valuesets = None
+    if args.valuesets is not None:
+        try:
+            valuesets = load_folder(args.valuesets)
+        except DocumentError as exc:
+            print(f"error: {exc}", file=sys.stdout)
+            return 2
+    return run(args.dirs, valuesets=valuesets)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,14 @@ class Reason(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"
     # Verification issue: the clock is unsynchronised and clock.unsynchronised = "deny".
     CLOCK_UNTRUSTED = "clock_untrusted"
+    # Value sets (trust bundle format 2): a coded field holds a code the EU value set lacks.
+    UNKNOWN_DISEASE = "unknown_disease"  # tg
+    UNKNOWN_VACCINE = "unknown_vaccine"  # vp
+    UNKNOWN_PRODUCT = "unknown_product"  # mp
+    UNKNOWN_MANUFACTURER = "unknown_manufacturer"  # ma (vaccine holder, or test device)
+    UNKNOWN_TEST_TYPE = "unknown_test_type"  # tt
+    UNKNOWN_TEST_RESULT = "unknown_test_result"  # tr
+    UNKNOWN_COUNTRY = "unknown_country"  # co
 
 
 class InputKind(enum.StrEnum):

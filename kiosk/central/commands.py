@@ -16,6 +16,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiosk.errors import EnrolmentError
+
+if TYPE_CHECKING:
+    from kiosk.central.enrol import EnrolmentCA
 
 DEFAULT_CA_DIR = Path(os.environ.get("KIOSK_CA_DIR", "/var/lib/kiosk-central/enrol"))
 
@@ -52,8 +58,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     enrol = sub.add_parser(
         "enrol", aliases=["sign"], help="sign a gate's CSR with its one-time token"
     )
-    enrol.add_argument("csr", type=Path, help="the CSR file carried from the gate")
-    enrol.add_argument("--token", required=True, help="the gate's one-time enrolment token")
+    enrol.add_argument("csr", type=Path, nargs="?", help="the CSR file carried from the gate")
+    enrol.add_argument("--token", help="the gate's one-time enrolment token")
+    enrol.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help="instead: serve online enrolment over HTTPS (kiosk provision --enrol-url)",
+    )
+    enrol.add_argument("--tls-cert", type=Path, help="--serve: this server's certificate")
+    enrol.add_argument("--tls-key", type=Path, help="--serve: its key")
     enrol.add_argument("--out", type=Path, help="certificate file (default: CSR name .crt)")
     enrol.add_argument("--days", type=int, default=90, help="validity (default 90 days)")
     _ca_dir(enrol)
@@ -121,6 +134,10 @@ def _enrol(args: argparse.Namespace) -> int:
     from kiosk.verify.atomic import atomic_write
 
     ca = EnrolmentCA.open(args.ca_dir)
+    if args.serve is not None:
+        return _serve(args, ca)
+    if args.csr is None or args.token is None:
+        raise EnrolmentError("kiosk central enrol: give CSR and --token (or --serve HOST:PORT)")
     with open(args.csr, "rb") as handle:
         csr = handle.read(MAX_CSR_BYTES + 1)
     issued = ca.enrol(csr, args.token, days=args.days)
@@ -132,6 +149,23 @@ def _enrol(args: argparse.Namespace) -> int:
         f"{out}: certificate for {issued.subject}, serial {issued.serial}, valid "
         f"{issued.not_before:%Y-%m-%d} to {issued.not_after:%Y-%m-%d}; with {ca_out}"
     )
+    return 0
+
+
+def _serve(args: argparse.Namespace, ca: EnrolmentCA) -> int:
+    from kiosk.central.enrol.serve import PATH, EnrolmentServer
+
+    host, _, port = args.serve.rpartition(":")
+    if not host or not port.isdigit() or args.tls_cert is None or args.tls_key is None:
+        raise EnrolmentError("--serve HOST:PORT needs --tls-cert and --tls-key (broker-cert)")
+    server = EnrolmentServer((host, int(port)), ca, args.tls_cert, args.tls_key)
+    print(f"enrolment on https://{args.serve}{PATH} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

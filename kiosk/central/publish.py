@@ -67,6 +67,32 @@ def register(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     publish.add_argument("--tls-key", type=Path)
     publish.set_defaults(handler=_publish)
 
+    update = central.add_parser("update-manifest", help="sign a software update (wheelhouse tar)")
+    update.add_argument("artifact", type=Path, help="tar of wheels/*.whl that installs offline")
+    update.add_argument("--key", type=Path, required=True, help="authority private key (PEM)")
+    update.add_argument("--version", required=True, help="release version, e.g. 1.4.0")
+    update.add_argument("--build", type=int, required=True, help="increasing build number")
+    update.add_argument("--out", type=Path, required=True, help="manifest file")
+    update.set_defaults(handler=_update_manifest)
+
+
+def _update_manifest(args: argparse.Namespace) -> int:
+    from kiosk.remote.update import sign_update_manifest
+    from kiosk.signing import load_private_key
+
+    try:
+        blob = sign_update_manifest(
+            load_private_key(args.key),
+            version=args.version,
+            build=args.build,
+            artifact=args.artifact.read_bytes(),
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    args.out.write_bytes(blob)
+    print(f"{args.out}: update {args.version} (build {args.build})")
+    return 0
+
 
 def scope_root(topic_root: str, scope: str) -> str:
     """The topic root of ``fleet``, ``site:SITE`` or ``gate:SITE/GATE``."""
@@ -96,6 +122,16 @@ def prepare_release(
         from kiosk.verify.bundle import load_bundle
 
         version = load_bundle(contents["bundle"], keys).version
+    elif kind == "update":
+        import hashlib
+
+        from kiosk.remote.update import read_update_manifest
+
+        update = read_update_manifest(contents["manifest"], keys)
+        artifact = contents["artifact"]
+        if len(artifact) != update.size or hashlib.sha256(artifact).digest() != update.sha256:
+            raise DocumentError("the update artifact does not match its signed manifest")
+        version = update.build
     else:
         import hashlib
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.config.topics import fill_topic_root
 from kiosk.errors import ConfigError
 from kiosk.remote.command import ACTIONS, certify_operator, encode_command, sign_command
 from kiosk.signing import load_private_key, load_public_keys, save_private_key, save_public_key
@@ -29,7 +30,7 @@ DEFAULT_TOPIC_ROOT = "kiosk/{site}/{gate}"
 
 def command_topic(topic_root: str, site: str, gate: str) -> str:
     """The topic a gate receives its commands on (docs/mqtt.md)."""
-    return topic_root.format(site=site, gate=gate) + "/command"
+    return fill_topic_root(topic_root, site, gate) + "/command"
 
 
 def register(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -146,7 +147,7 @@ def publish_command(
     client = mqtt_client(broker, tls)
     outcomes: dict[str, str | None] = dict.fromkeys(messages)
     done = threading.Event()
-    event_topics = {topic_root.format(site=site, gate=g) + "/events": g for g in messages}
+    event_topics = {fill_topic_root(topic_root, site, g) + "/events": g for g in messages}
 
     def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         gate = event_topics.get(msg.topic)

@@ -542,6 +542,13 @@ class RemoteConfig:
         False,
         doc="Install signed trust bundles and NIK lists the centre publishes over MQTT.",
     )
+    updates: bool = setting(
+        False,
+        doc="Install signed software updates distributed over MQTT (needs distribution).",
+    )
+    install_root: Path = setting(
+        Path("/opt/kiosk"), doc="Where install.sh --pi put releases/ and current."
+    )
     memory_file: str = setting(
         "commands.json",
         doc="Accepted command ids until they expire (replay refusal), inside device.data_dir.",

@@ -17,6 +17,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from kiosk.errors import ProvisionError
 
@@ -44,11 +45,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     prov.add_argument("--authority-key", type=Path, help="step 2: the trust authority's public key")
     prov.add_argument("--no-selftest", action="store_true", help="step 2: skip the self-test")
+    prov.add_argument(
+        "--enrol-url", help="online: https://CENTRE[:PORT] (kiosk central enrol --serve)"
+    )
+    prov.add_argument("--token", help="online: this gate's one-time enrolment token")
+    prov.add_argument("--enrol-ca", type=Path, help="online: the CA the centre's server uses")
     prov.set_defaults(handler=_provision)
 
 
 def _provision(args: argparse.Namespace) -> int:
-    from kiosk.config import load_config
     from kiosk.config.ids import device_identity
     from kiosk.provision.answers import QUESTIONS, read_answers_file, resolve
     from kiosk.provision.configfile import write_config
@@ -57,34 +62,8 @@ def _provision(args: argparse.Namespace) -> int:
     folder = args.identity_dir or args.config.parent
     identity_files = DeviceIdentity(folder)
     if args.install_cert is not None:
-        config = load_config(args.config)
-        identity = config.device.device_id
         ca = args.ca or args.install_cert.with_name("broker-ca.crt")
-        installed = identity_files.install(_read(args.install_cert), _read(ca), identity)
-        settings: dict[str, str | int | float | bool | None] = {
-            "mqtt.tls_ca": str(identity_files.ca_path),
-            "mqtt.tls_cert": str(identity_files.cert_path),
-            "mqtt.tls_key": str(identity_files.key_path),
-            "mqtt.username": "",
-        }
-        if args.authority_key is not None:
-            keys = config.verify.authority_keys
-            keys.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(args.authority_key, keys / args.authority_key.name)
-            settings["verify.trust_source"] = "bundle"
-        write_config(args.config, settings)
-        print(
-            f"installed the certificate for {installed.identity} (serial {installed.serial}, "
-            f"valid until {installed.not_after:%Y-%m-%d}"
-            + (", new key in use" if installed.rotated else "")
-            + f") and the broker CA in {folder}"
-        )
-        if args.no_selftest:
-            return 0
-        from kiosk.sim.selftest import run_selftest
-
-        print("self-test:")
-        return run_selftest(args.config)
+        return _install(args, identity_files, _read(args.install_cert), _read(ca))
 
     given = read_answers_file(args.answers) if args.answers is not None else {}
     for question in QUESTIONS:
@@ -108,11 +87,55 @@ def _provision(args: argparse.Namespace) -> int:
         + ("active-high" if config.gate.relay_active_high else "active-low"),
     ]
     print(f"{args.config}: {identity}; " + ", ".join(wired))
+    if args.enrol_url is not None:
+        from kiosk.provision.online import enrol_online
+
+        if not args.token:
+            raise ProvisionError("--enrol-url needs --token (the one-time enrolment token)")
+        cert_pem, ca_pem = enrol_online(
+            args.enrol_url, args.token, csr.read_bytes(), ca_file=args.enrol_ca
+        )
+        print(f"enrolled online at {args.enrol_url}")
+        return _install(args, identity_files, cert_pem, ca_pem)
     print(f"Carry {csr} to the centre (it holds no secret; the key stays here):")
     print(f"  kiosk central enrol {csr.name} --token TOKEN")
     print("Bring back the certificate and the broker CA, then:")
     print("  sudo kiosk provision --install-cert device.crt --ca broker-ca.crt")
     return 0
+
+
+def _install(args: argparse.Namespace, identity_files: Any, cert_pem: bytes, ca_pem: bytes) -> int:
+    """Step 2: check and install the certificate and CA, point the config at them, self-test."""
+    from kiosk.config import load_config
+    from kiosk.provision.configfile import write_config
+
+    config = load_config(args.config)
+    identity = config.device.device_id
+    installed = identity_files.install(cert_pem, ca_pem, identity)
+    settings: dict[str, str | int | float | bool | None] = {
+        "mqtt.tls_ca": str(identity_files.ca_path),
+        "mqtt.tls_cert": str(identity_files.cert_path),
+        "mqtt.tls_key": str(identity_files.key_path),
+        "mqtt.username": "",
+    }
+    if args.authority_key is not None:
+        keys = config.verify.authority_keys
+        keys.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.authority_key, keys / args.authority_key.name)
+        settings["verify.trust_source"] = "bundle"
+    write_config(args.config, settings)
+    print(
+        f"installed the certificate for {installed.identity} (serial {installed.serial}, "
+        f"valid until {installed.not_after:%Y-%m-%d}"
+        + (", new key in use" if installed.rotated else "")
+        + f") and the broker CA in {identity_files.folder}"
+    )
+    if args.no_selftest:
+        return 0
+    from kiosk.sim.selftest import run_selftest
+
+    print("self-test:")
+    return run_selftest(args.config)
 
 
 def _pin_text(pin: int | None) -> str:

@@ -29,7 +29,6 @@ echoed beyond a bounded, validated field.
 from __future__ import annotations
 
 import enum
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.config.ids import is_valid_id
 from kiosk.errors import DocumentError, KioskError
 from kiosk.signing import key_id, sign_document, verify_document
 
@@ -75,7 +75,6 @@ MAX_LIFETIME_S = 300
 #: Gate clocks and the operator's clock differ a little.
 CLOCK_SKEW_S = 30
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _TEXT_MAX = 64
 
 
@@ -171,7 +170,7 @@ def certify_operator(
         raise ValueError(f"unknown actions: {', '.join(sorted(unknown))}")
     site_list = sorted(set(sites))
     for site in site_list:
-        if site != "*" and not _ID_RE.match(site):
+        if site != "*" and not is_valid_id(site):
             raise ValueError(f"site {site[:_TEXT_MAX]!r} is not a valid site id")
     if not (0 < len(name) <= _TEXT_MAX and 0 < len(role) <= _TEXT_MAX):
         raise ValueError(f"name and role must be 1..{_TEXT_MAX} characters")
@@ -205,7 +204,7 @@ def sign_command(
     """An operator's signed command for one gate (central side)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action[:_TEXT_MAX]!r}")
-    if not (_ID_RE.match(site) and _ID_RE.match(gate)):
+    if not (is_valid_id(site) and is_valid_id(gate)):
         raise ValueError("site and gate must be valid ids")
     if not 0 < lifetime_s <= MAX_LIFETIME_S:
         raise ValueError(f"lifetime must be 1..{MAX_LIFETIME_S} s")

@@ -51,7 +51,7 @@ __all__ = [
 
 ALL = "_all"
 #: File kinds and the roles of their files, in install order.
-KINDS = {"trust": ("bundle",), "nik": ("manifest", "data")}
+KINDS = {"trust": ("bundle",), "nik": ("manifest", "data"), "update": ("manifest", "artifact")}
 #: 12 KiB of payload leaves room for the topic and headers below the gate's
 #: 16 KiB maximum inbound packet.
 CHUNK_BYTES = 12 * 1024

@@ -37,6 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="simulated hardware (mock GPIO, file frames, dummy screen)",
     )
+    test.add_argument("--json", action="store_true", help="one JSON document for machines")
     test.set_defaults(handler=_selftest)
 
 
@@ -66,4 +67,4 @@ def _selftest(args: argparse.Namespace) -> int:
     from kiosk.sim.selftest import run_selftest
 
     config = None if args.sim else args.config
-    return run_selftest(config, sim=args.sim)
+    return run_selftest(config, sim=args.sim, json_out=args.json)

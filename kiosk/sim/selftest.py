@@ -50,13 +50,17 @@ TEST_VIEW = View(
 
 
 class _Report:
-    def __init__(self, out: Callable[[str], None]) -> None:
+    def __init__(self, out: Callable[[str], None], *, quiet: bool = False) -> None:
         self.out = out
+        self.quiet = quiet  # --json: lines are collected, printed as one document
         self.failed = 0
+        self.results: list[dict[str, str]] = []
 
     def line(self, status: str, part: str, detail: str) -> None:
         self.failed += status == "FAIL"
-        self.out(f"{status:<4} {part:<12} {detail}")
+        self.results.append({"status": status, "part": part, "detail": detail})
+        if not self.quiet:
+            self.out(f"{status:<4} {part:<12} {detail}")
 
     def check(self, part: str, work: Callable[[], str]) -> None:
         """Run ``work``; its return is the PASS detail, an exception a FAIL."""
@@ -70,7 +74,11 @@ class _Report:
 
 
 def run_selftest(
-    config_path: Path | None, *, sim: bool = False, out: Callable[[str], None] = print
+    config_path: Path | None,
+    *,
+    sim: bool = False,
+    out: Callable[[str], None] = print,
+    json_out: bool = False,
 ) -> int:
     """Run every check; returns 0 when none failed, else 1.
 
@@ -78,8 +86,10 @@ def run_selftest(
         config_path: the gate's config file (ignored with ``sim``).
         sim: simulated hardware (mock GPIO, a file frame, dummy display).
         out: where report lines go.
+        json_out: one JSON document (``{"passed": bool, "failed": n, "checks":
+            [{"status", "part", "detail"}]}``) instead of lines, for machines.
     """
-    report = _Report(out)
+    report = _Report(out, quiet=json_out)
     with contextlib.ExitStack() as stack:
         if sim:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-selftest-")))
@@ -92,8 +102,31 @@ def run_selftest(
         _gpio_checks(report, config, factory)
         report.check("camera", lambda: _camera(config))
         report.check("screen", lambda: _screen(config))
-    out(f"selftest: {'FAILED (' + str(report.failed) + ')' if report.failed else 'all passed'}")
+        _system_checks(report, config, sim=sim)
+    if json_out:
+        import json
+
+        out(json.dumps({"passed": not report.failed, "failed": report.failed,
+                        "checks": report.results}))
+    else:
+        out(f"selftest: {'FAILED (' + str(report.failed) + ')' if report.failed else 'all passed'}")
     return 1 if report.failed else 0
+
+
+def _system_checks(report: _Report, config: KioskConfig, *, sim: bool) -> None:
+    """Clock, trust bundle, device certificate and broker (kiosk.provision.checks)."""
+    from kiosk.provision import checks
+
+    if sim:
+        report.check("clock", lambda: "SKIP: --sim (the host's clock)")
+        report.check("trust", lambda: "SKIP: --sim (sample trust material)")
+    else:
+        report.check("clock", lambda: checks.clock_check(config))
+        report.check("trust", lambda: checks.trust_check(config))
+    report.check("camera rate", lambda: checks.camera_rate_check(config))
+    report.check("nik list", lambda: checks.nik_list_check(config))
+    report.check("identity", lambda: checks.identity_check(config))
+    report.check("broker", lambda: checks.broker_check(config))
 
 
 def _sim_config(tmp: Path) -> KioskConfig:
@@ -173,7 +206,9 @@ def _input(name: str, active: bool) -> str:
     if active:
         problem = {
             "passage": "beam blocked: clear it, or check alignment/wiring",
-            "fire_alarm": "ALARM or cut wire: check the NC contact loop",
+            "fire_alarm": "ALARM or cut wire: check the NC contact loop. NOTHING WIRED? An "
+            "unwired input reads ALARM and holds the gate OPEN: wire the panel's NC contact, "
+            "or provision with --fire-alarm none",
             "exit": "button held or shorted",
             "arm": "arm switch closed at rest: check the switch",
         }[name]

@@ -43,6 +43,7 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "bundle_age_s": (int, float),
     "clock_state": str,
     "clock_jump_s": (int, float),
+    "bundle_formats": list,
     "camera_fps": (int, float),
     "decoder": str,
     "last_error": str,
@@ -53,6 +54,7 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 """What a status provider may report, with the accepted types; anything else is dropped."""
 _MAX_TEXT = 80  # status strings are codes, never free text: cap them
+_MAX_LIST = 8  # status lists (bundle_formats) are short lists of codes
 
 
 def iso_utc(at: datetime) -> str:
@@ -225,6 +227,8 @@ def clean_status_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
         value = raw.get(name)
         if isinstance(value, bool) or not isinstance(value, kinds):
             value = None
+        elif isinstance(value, list):  # bundle_formats: a few small integers, nothing else
+            value = [v for v in value[:_MAX_LIST] if type(v) is int and 0 <= v < 1000] or None
         elif isinstance(value, str):
             value = value[:_MAX_TEXT]
         elif isinstance(value, float):

@@ -66,6 +66,7 @@ def verifier_status(verifier: object) -> StatusSource:
             "bundle_age_s": getattr(h, "bundle_age_s", None),
             "clock_state": getattr(h, "clock_state", None),
             "clock_jump_s": getattr(h, "clock_jump_s", None),
+            "bundle_formats": list(getattr(h, "bundle_formats", ()) or ()) or None,
         }
 
     return source

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from kiosk.verify.bundle import BundleSigner, TrustBundle
 from kiosk.verify.revocation import HASH_TYPES, HashList, Revocation, uci_hash
 from kiosk.verify.rules import Policy
 from kiosk.verify.trust import _file_ders
+from kiosk.verify.valuesets import ValueSets
 
 __all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_AGE_S", "build_bundle", "read_description"]
 
@@ -94,8 +96,15 @@ def _country(der: bytes) -> str | None:
     return str(attrs[0].value) if attrs else None
 
 
-def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = None) -> TrustBundle:
+def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = None,
+                 valuesets: ValueSets | None = None,
+                 imported: Sequence[BundleSigner] = ()) -> TrustBundle:
     """Build (and self-check) a bundle from ``dsc_dir`` and ``description``.
+
+    ``valuesets`` (:func:`kiosk.verify.valuesets.load_folder`) go into the
+    bundle (format 2).  ``imported`` adds signers read from trust lists
+    (:func:`kiosk.verify.trustlists.read_gateway_trustlist`), after the
+    folder's; a DSC already in the folder is not listed twice.
 
     Raises:
         DocumentError: a missing version, an unreadable DSC, a DSC without a
@@ -133,14 +142,16 @@ def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = Non
         policy = Policy.from_obj(desc.get("policy"))
     except ValueError as exc:
         raise DocumentError(f"description: policy: {exc}") from exc
+    in_folder = {s.der for s in signers}
     bundle = TrustBundle(
         version=version,
         issued_at=issued_at.replace(microsecond=0),
         max_age_s=int(desc.get("max_age_s", DEFAULT_MAX_AGE_S)),
         grace_s=int(desc.get("grace_s", DEFAULT_GRACE_S)),
-        signers=tuple(signers),
+        signers=tuple(signers) + tuple(s for s in imported if s.der not in in_folder),
         revocation=_revocation(desc.get("revocation"), description.parent),
         policy=policy,
+        valuesets=valuesets or ValueSets(),
     )
     TrustBundle.from_cbor(bundle.to_cbor())  # what a gate would refuse, refuse here
     for entry in bundle.signers:

@@ -2,11 +2,16 @@
 
 The body is a CBOR map (text keys)::
 
-    {"format": 1, "version": int >= 1, "issued_at": int (POSIX s),
+    {"format": 2, "version": int >= 1, "issued_at": int (POSIX s),
      "max_age_s": int, "grace_s": int,
      "signers": [{"der": bstr, "country": tstr, "types": ["v", "t", "r"]}, ...],
      "revocation": {"uci": bstr, "countrycodeuci": bstr, "signature": bstr, "kids": [bstr]},
-     "policy": {"rules": {...}, "modes": {...}, "default_mode": tstr}}
+     "policy": {"rules": {...}, "modes": {...}, "default_mode": tstr},
+     "valuesets": {"sets": {valueSetId: [tstr]}, "complete_test_devices": bool}}
+
+Format 2 added ``valuesets``; a gate accepts :data:`ACCEPTED_FORMATS` (1 and
+2), and :meth:`TrustBundle.to_cbor` still writes format 1 (without the value
+sets) for gates that have not been updated.
 
 and is signed by the central authority with :func:`kiosk.signing.sign_document`
 (content type ``TRUST_BUNDLE``).  Parsing is bounded: the size cap of the
@@ -35,19 +40,22 @@ from kiosk.signing import TRUST_BUNDLE, verify_document
 from kiosk.verify.revocation import Revocation
 from kiosk.verify.rules import DEFAULT_POLICY, Policy
 from kiosk.verify.trust import Signer, TrustStore
+from kiosk.verify.valuesets import ValueSets
 
-__all__ = ["FORMAT", "BundleSigner", "TrustBundle", "is_signed", "load_bundle"]
+__all__ = ["ACCEPTED_FORMATS", "FORMAT", "BundleSigner", "TrustBundle", "is_signed", "load_bundle"]
 
 _log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+ACCEPTED_FORMATS = (1, 2)
+"""The body formats this gate reads (reported in its MQTT status)."""
 MAX_DEPTH = 8
 MAX_ITEMS = 200_000
 MAX_BYTES = 64 * 1024 * 1024
 BODY_LIMITS = cborsafe.Limits(max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_items=MAX_ITEMS,
                               text_keys=True)
 _KEYS = {"format", "version", "issued_at", "max_age_s", "grace_s", "signers", "revocation",
-         "policy"}
+         "policy", "valuesets"}
 _TYPES = {t.value: t for t in CertType}
 
 
@@ -83,6 +91,7 @@ class TrustBundle:
     signers: tuple[BundleSigner, ...] = ()
     revocation: Revocation = field(default_factory=Revocation)
     policy: Policy = DEFAULT_POLICY
+    valuesets: ValueSets = field(default_factory=ValueSets)
 
     def store(self) -> TrustStore:
         """A :class:`TrustStore` of the bundle's signers (X.509 parsed here, once).
@@ -97,10 +106,16 @@ class TrustBundle:
                 _log.warning("trust bundle v%d: skipping signer #%d: %s", self.version, index, exc)
         return TrustStore(signers)
 
-    def to_cbor(self) -> bytes:
-        """The unsigned body (deterministic: lists sorted by the builder)."""
-        return cbor2.dumps({
-            "format": FORMAT,
+    def to_cbor(self, body_format: int = FORMAT) -> bytes:
+        """The unsigned body (deterministic: lists sorted by the builder).
+
+        ``body_format=1`` writes the previous format, without the value sets, for
+        gates that read only that one.  Raises ValueError for another format.
+        """
+        if body_format not in ACCEPTED_FORMATS:
+            raise ValueError(f"cannot write bundle format {body_format}")
+        body: dict[str, Any] = {
+            "format": body_format,
             "version": self.version,
             "issued_at": int(self.issued_at.timestamp()),
             "max_age_s": self.max_age_s,
@@ -109,7 +124,10 @@ class TrustBundle:
                          "types": sorted(t.value for t in s.types)} for s in self.signers],
             "revocation": self.revocation.to_obj(),
             "policy": self.policy.to_obj(),
-        })
+        }
+        if body_format >= 2:
+            body["valuesets"] = self.valuesets.to_obj()
+        return cbor2.dumps(body)
 
     @classmethod
     def from_cbor(cls, body: bytes) -> TrustBundle:
@@ -130,8 +148,11 @@ class TrustBundle:
         unknown = set(obj) - _KEYS
         if unknown:
             raise ValueError(f"{len(unknown)} unknown keys, e.g. {shown(min(map(str, unknown)))}")
-        if type(obj.get("format")) is not int or obj["format"] != FORMAT:
-            raise ValueError(f"format is {shown(obj.get('format'))}, expected {FORMAT}")
+        fmt = obj.get("format")
+        if type(fmt) is not int or fmt not in ACCEPTED_FORMATS:
+            raise ValueError(f"format is {shown(fmt)}, expected one of {ACCEPTED_FORMATS}")
+        if fmt < 2 and "valuesets" in obj:
+            raise ValueError("valuesets needs format 2")
         for key in ("version", "issued_at", "max_age_s", "grace_s"):
             if type(obj.get(key)) is not int or not 0 <= obj[key] < 2**53:
                 raise ValueError(f"{key} must be a non-negative integer")
@@ -148,6 +169,7 @@ class TrustBundle:
             signers=tuple(_signer(i, s) for i, s in enumerate(raw_signers)),
             revocation=Revocation.from_obj(obj.get("revocation")),
             policy=Policy.from_obj(obj.get("policy")),
+            valuesets=ValueSets.from_obj(obj.get("valuesets")),
         )
 
 

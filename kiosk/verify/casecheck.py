@@ -25,8 +25,9 @@ from kiosk.decision import CertType
 from kiosk.errors import VerificationError
 from kiosk.verify import steps
 from kiosk.verify.cose import parse_sign1
-from kiosk.verify.schema import schema_errors
+from kiosk.verify.schema import check_structure, schema_errors, strip_nulls
 from kiosk.verify.trust import Signer, TrustStore
+from kiosk.verify.valuesets import ValueSets
 
 __all__ = ["CHECKS", "FLAG_ALIASES", "IGNORED_FLAGS", "parse_clock", "run_check"]
 
@@ -215,8 +216,13 @@ def check_valid_json(case: Case) -> bool | None:
     return isinstance(hcert, dict) and _canon(hcert) == _canon(expected)
 
 
-def check_schema(case: Case) -> bool | None:
-    """EXPECTEDSCHEMAVALIDATION: the payload (COSE, else CBOR, else JSON) passes the DCC schema."""
+def check_schema(case: Case, valuesets: ValueSets | None = None) -> bool | None:
+    """EXPECTEDSCHEMAVALIDATION: the payload (COSE, else CBOR, else JSON) passes the DCC schema.
+
+    With ``valuesets``, the coded fields must also hold codes of their value
+    sets (as the EU verifiers' schema validation does; a test's ``ma`` only
+    when the device list is complete).
+    """
     if "COSE" in case:
         hcert = _cose_hcert(case)
     elif "CBOR" in case:
@@ -225,7 +231,13 @@ def check_schema(case: Case) -> bool | None:
         hcert = case["JSON"]
     else:
         return None
-    return not schema_errors(hcert)
+    if schema_errors(hcert):
+        return False
+    if valuesets:
+        data = strip_nulls(hcert)
+        cert_type = check_structure(data)
+        return valuesets.why_not(data[cert_type.value], cert_type) is None
+    return True
 
 
 def check_expiration(case: Case) -> bool | None:
@@ -269,12 +281,16 @@ CHECKS: dict[str, Callable[[Case], bool | None]] = {
 IGNORED_FLAGS = frozenset({"EXPECTEDVALIDOBJECT", "EXPECTEDENCODE"})
 
 
-def run_check(name: str, case: Case) -> tuple[bool | None, str]:
+def run_check(name: str, case: Case,
+              valuesets: ValueSets | None = None) -> tuple[bool | None, str]:
     """Run one checker; any VerificationError or decoding exception counts as "step failed".
 
+    ``valuesets`` (optional) joins the schema check (:func:`check_schema`).
     Returns (outcome, short detail naming the reason or exception type).
     """
     try:
+        if name == "EXPECTEDSCHEMAVALIDATION":
+            return check_schema(case, valuesets), ""
         return CHECKS[name](case), ""
     except VerificationError as exc:
         return False, str(exc.reason)

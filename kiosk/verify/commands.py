@@ -22,6 +22,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "conformance", help="run EU DCC test-case JSON files through the verifier"
     )
     conformance.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    conformance.add_argument("--valuesets", type=Path, metavar="DIR",
+                             help="value-set folder: the schema check also requires "
+                             "value-set membership")
     conformance.set_defaults(handler=_conformance)
 
     trust = commands.add_parser("trust", help="signed trust bundles: build, sign, inspect, install")
@@ -35,6 +38,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     build.add_argument("dsc_dir", type=Path, help="folder of DSC files (PEM/DER/CRT)")
     build.add_argument("description", type=Path, help="TOML or JSON description")
     build.add_argument("--out", type=Path, required=True, help="unsigned body (.cbor)")
+    build.add_argument("--gateway-json", type=Path, action="append", default=[],
+                       metavar="FILE", help="EU DCC Gateway trust-list JSON to import (DSC "
+                       "entries with their country; repeatable)")
+    build.add_argument("--valuesets", type=Path, metavar="DIR",
+                       help="folder of EU DCC value-set files to include (bundle format 2)")
+    build.add_argument("--complete-test-devices", action="store_true",
+                       help="the value sets' test device list is complete: check a test's ma")
+    build.add_argument("--format", type=int, choices=(1, 2), default=2, dest="body_format",
+                       help="body format: 2 (default) or 1 for gates not yet updated "
+                       "(no value sets)")
     build.set_defaults(handler=_build)
 
     sign = sub.add_parser("sign", help="sign a bundle body with the authority private key")
@@ -55,9 +68,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _conformance(args: argparse.Namespace) -> int:
-    from kiosk.conformance import run
+    from kiosk.conformance import main
 
-    return run(args.dirs)
+    extra = [] if args.valuesets is None else ["--valuesets", str(args.valuesets)]
+    return main([*map(str, args.dirs), *extra])
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -78,11 +92,21 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from kiosk.verify.build import build_bundle
+    from kiosk.verify.trustlists import read_gateway_trustlist
+    from kiosk.verify.valuesets import load_folder
 
-    bundle = build_bundle(args.dsc_dir, args.description)
-    args.out.write_bytes(bundle.to_cbor())
-    print(f"{args.out}: unsigned bundle v{bundle.version}, {len(bundle.signers)} signers, "
-          f"{len(bundle.revocation)} revocation entries; sign it with 'kiosk trust sign'")
+    if args.valuesets is not None and args.body_format < 2:
+        raise DocumentError("--valuesets needs --format 2: format 1 has no value sets")
+    valuesets = None if args.valuesets is None else load_folder(
+        args.valuesets, complete_test_devices=args.complete_test_devices)
+    imported = [s for path in args.gateway_json for s in read_gateway_trustlist(path)]
+    bundle = build_bundle(args.dsc_dir, args.description, valuesets=valuesets,
+                          imported=imported)
+    args.out.write_bytes(bundle.to_cbor(args.body_format))
+    sets = len(bundle.valuesets.sets) if args.body_format >= 2 else 0
+    print(f"{args.out}: unsigned bundle v{bundle.version} (format {args.body_format}), "
+          f"{len(bundle.signers)} signers, {len(bundle.revocation)} revocation entries, "
+          f"{sets} value sets; sign it with 'kiosk trust sign'")
     return 0
 
 
@@ -166,6 +190,11 @@ def _summary(bundle: object) -> str:
                  f"signature {len(rev.signature)}, blocked kids {len(rev.kids)}")
     modes = ", ".join(f"{n}={'+'.join(m) or '(any)'}" for n, m in bundle.policy.modes.items())
     lines.append(f"policy:     default {bundle.policy.default_mode}; modes {modes}")
+    sets = bundle.valuesets.sets
+    lines.append("valuesets:  " + (", ".join(f"{k} {len(v)}" for k, v in sorted(sets.items()))
+                                   or "none") + (" (test devices complete)"
+                                                 if bundle.valuesets.complete_test_devices
+                                                 else ""))
     return "\n".join(lines)
 
 

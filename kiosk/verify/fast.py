@@ -101,11 +101,15 @@ def straight_allow(text: str, material: TrustMaterial,
     if cert_type is None or cert_type not in signer.may_sign \
             or not steps.issuer_matches(signer, issuer):
         raise Unusual
+    entries = hcert[_GROUP_KEY[cert_type]]
+    valuesets = material.valuesets
+    if valuesets.enabled and not valuesets.known(entries, cert_type):
+        raise Unusual
     revocation = material.revocation
     if signer.kid in revocation.kids:
         raise Unusual
     # plain_type guarantees a list of maps, each with a str "ci".
-    uvcis = list(map(_CI, hcert[_GROUP_KEY[cert_type]]))
+    uvcis = list(map(_CI, entries))
     if revocation.has_hashes and revocation.revoked_by(
             signature, signer.algorithm == ALG_ES256, uvcis, issuer):
         raise Unusual

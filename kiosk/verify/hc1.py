@@ -5,7 +5,7 @@ Pipeline (each step in :mod:`kiosk.verify.steps`, first failure wins):
 ``prefix`` → ``base45`` → ``zlib`` → ``cose`` → ``trust`` (clock reading,
 freshness of the trust material) → ``signature`` (kid lookup, alg,
 ES256/PS256) → ``claims`` (CWT, CBOR) → ``validity`` (iat/exp vs clock, DSC
-window) → ``content`` (structure, type) → ``key_usage`` (DSC EKU vs type) →
+window) → ``content`` (structure, type, value sets) → ``key_usage`` (DSC EKU vs type) →
 ``revocation`` (blocked kid, UCI / COUNTRYCODEUCI / SIGNATURE hashes) →
 ``test_result`` (positive tests refused) → ``policy`` (the scan mode's rules).
 
@@ -175,6 +175,9 @@ class Verifier:
 
     def health(self) -> VerifierHealth:
         """The verifier's current state for the screen and MQTT status. Never raises."""
+        # Imported here: kiosk.signing imports kiosk.verify, and bundle imports signing.
+        from kiosk.verify.bundle import ACCEPTED_FORMATS
+
         material = self._material
         try:
             reading = self._clock.reading()
@@ -194,6 +197,7 @@ class Verifier:
             revocation_entries=len(material.revocation),
             on_expired=self._on_expired,
             clock_jump_s=getattr(self._clock, "jump_ahead_s", None),
+            bundle_formats=ACCEPTED_FORMATS,
         )
 
     # -- steps: each reads and extends the state, or raises VerificationError --
@@ -243,8 +247,11 @@ class Verifier:
         steps.check_times_ts(s.claims, s.signer, s.now)
 
     def _content(self, s: _State) -> None:
-        assert s.claims is not None
+        assert s.claims is not None and s.trust is not None
         s.cert_type = steps.check_content(s.claims.hcert)
+        if s.trust.valuesets:
+            entries = s.claims.hcert.get(s.cert_type.value) or ()
+            s.trust.valuesets.check([e for e in entries if isinstance(e, dict)], s.cert_type)
 
     def _key_usage(self, s: _State) -> None:
         assert s.signer is not None and s.cert_type is not None

@@ -57,14 +57,15 @@ def hc1_identity(country: str | None, uvcis: Sequence[str], payload: bytes) -> b
         joined = uvcis[0].upper()
         if joined.startswith(_URN):
             joined = joined[_URN_LEN:]
-        joined = joined.partition("#")[0]
-        present = bool(joined)
+        cut = joined.find("#")
+        if cut >= 0:
+            joined = joined[:cut]
     else:
         ids = sorted(normalise_uvci(u) for u in uvcis)
-        joined, present = "\x1f".join(ids), any(ids)
-    if not present:
+        joined = "\x1f".join(ids) if any(ids) else ""
+    if not joined:
         return b"hc1-payload:" + hashlib.sha256(payload).digest()
-    return ("hc1:" + (country.upper() if country else "") + "/" + joined).encode()
+    return f"hc1:{country.upper() if country else ''}/{joined}".encode()
 
 
 def nik_identity(entry: bytes) -> bytes:

@@ -22,6 +22,7 @@ from kiosk.verify.clock import ClockState
 from kiosk.verify.revocation import Revocation
 from kiosk.verify.rules import ScanMode
 from kiosk.verify.trust import TrustStore
+from kiosk.verify.valuesets import ValueSets
 
 __all__ = ["Freshness", "TrustMaterial", "VerifierHealth", "freshness"]
 
@@ -36,6 +37,8 @@ class TrustMaterial:
         store: the trusted signers.
         revocation: revocation hashes and the kid blocklist.
         mode: the scan mode applied after the cryptographic checks.
+        valuesets: the coded-field value sets checked on every scan (empty:
+            none checked; a bundle of format 1 or a dev folder).
         version / issued_at / max_age_s / grace_s: the bundle's metadata; all
             None in dev mode (``version is None``).
         missing: True when a signed bundle was required but none is usable
@@ -45,6 +48,7 @@ class TrustMaterial:
     store: TrustStore
     revocation: Revocation = field(default_factory=Revocation)
     mode: ScanMode = field(default_factory=lambda: ScanMode("any"))
+    valuesets: ValueSets = field(default_factory=ValueSets)
     version: int | None = None
     issued_at: datetime | None = None
     max_age_s: int = 0
@@ -101,6 +105,9 @@ class VerifierHealth:
         clock_jump_s: seconds a refused clock reading or bundle issue time lies
             ahead of the trusted mark (the gate verifies at the mark until it is
             corroborated); None when there is none.
+        bundle_formats: the trust-bundle body formats this gate reads
+            (:data:`kiosk.verify.bundle.ACCEPTED_FORMATS`), for a central side
+            that serves mixed fleets.
     """
 
     mode: Freshness
@@ -113,3 +120,4 @@ class VerifierHealth:
     revocation_entries: int = 0
     on_expired: str = "deny"
     clock_jump_s: float | None = None
+    bundle_formats: tuple[int, ...] = ()

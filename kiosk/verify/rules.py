@@ -10,7 +10,13 @@ Rule kinds and parameters (the wire form in the trust bundle and the
 
 * ``vaccination``: ``require = "complete"`` (dn >= sd) or ``"booster"``
   (dn > sd, e.g. 3/2 or 2/1, or dn >= 3, e.g. 3/3); ``min_days`` after ``dt``
-  (default 0) and ``max_days`` after ``dt`` (0 = no limit);
+  (default 0) and ``max_days`` after ``dt`` (0 = no limit); ``products``:
+  the accepted ``mp`` codes (empty = any product); ``doses``: ``mp`` → doses
+  of a complete primary series for that product (e.g. Jcovden 1), counted
+  instead of the certificate's ``sd`` -- so 1/1 Jcovden is complete, 2/2
+  Jcovden a booster, 2/2 CoronaVac complete; a booster entry names the
+  booster's product (a Comirnaty 3/3 after two CoronaVac doses is accepted
+  where Comirnaty is);
 * ``test``: the result must be "not detected" (``260415000``); ``max_hours``
   maps the test type to the largest sample age (default NAA ``LP6464-4`` 72 h,
   RAT ``LP217198-3`` 24 h); other test types are refused;
@@ -42,6 +48,7 @@ TEST_NOT_DETECTED = "260415000"
 _KINDS = {"vaccination": CertType.VACCINATION, "test": CertType.TEST,
           "recovery": CertType.RECOVERY}
 _MAX_RULES = 64
+_MAX_PRODUCTS = 256
 _KEY_OF = {t: t.value for t in CertType}  # enum .value is slow on the per-scan path
 
 
@@ -55,6 +62,8 @@ class Rule:
     min_days: int = 0  # vaccination: days after dt before it counts
     max_days: int = 0  # vaccination: 0 = unlimited; recovery: days since fr
     max_hours: Mapping[str, int] = field(default_factory=dict)  # test: type -> hours
+    products: frozenset[str] = frozenset()  # vaccination: accepted mp; empty = any
+    doses: Mapping[str, int] = field(default_factory=dict)  # vaccination: mp -> series doses
 
     @property
     def cert_type(self) -> CertType:
@@ -79,6 +88,11 @@ class Rule:
         dn, sd = entry.get("dn"), entry.get("sd")
         if type(dn) is not int or type(sd) is not int or dn < 1 or sd < 1:
             return "vaccination doses unreadable"
+        if self.products or self.doses:
+            mp = entry.get("mp")
+            if self.products and mp not in self.products:
+                return "vaccine product not accepted"
+            sd = self.doses.get(mp, sd)  # type: ignore[arg-type]
         if self.require == "booster":
             if not (dn > sd or dn >= 3):
                 return "no booster dose"
@@ -133,6 +147,10 @@ class Rule:
         obj: dict[str, Any] = {"kind": self.kind}
         if self.kind == "vaccination":
             obj.update(require=self.require, min_days=self.min_days, max_days=self.max_days)
+            if self.products:
+                obj["products"] = sorted(self.products)
+            if self.doses:
+                obj["doses"] = dict(sorted(self.doses.items()))
         elif self.kind == "test":
             obj["max_hours"] = dict(self.max_hours)
         else:
@@ -145,7 +163,8 @@ class Rule:
         if not isinstance(obj, Mapping) or obj.get("kind") not in _KINDS:
             raise ValueError(f"rule {name!r:.40}: kind must be one of {sorted(_KINDS)}")
         kind = obj["kind"]
-        allowed = {"vaccination": {"kind", "require", "min_days", "max_days"},
+        allowed = {"vaccination": {"kind", "require", "min_days", "max_days", "products",
+                                   "doses"},
                    "test": {"kind", "max_hours"}, "recovery": {"kind", "max_days"}}[kind]
         if set(obj) - allowed:
             unknown = set(obj) - allowed
@@ -163,8 +182,17 @@ class Rule:
         min_days, max_days = obj.get("min_days", 0), obj.get("max_days", default_days)
         if not (_count(min_days) and _count(max_days)):
             raise ValueError(f"rule {name!r:.40}: min_days/max_days must be integers >= 0")
+        products, doses = obj.get("products", []), obj.get("doses", {})
+        if not isinstance(products, list | tuple) or len(products) > _MAX_PRODUCTS or not all(
+                type(p) is str and 0 < len(p) <= 64 for p in products):
+            raise ValueError(
+                f"rule {name!r:.40}: products must list at most {_MAX_PRODUCTS} mp codes")
+        if not isinstance(doses, Mapping) or len(doses) > _MAX_PRODUCTS or not all(
+                type(k) is str and 0 < len(k) <= 64 and type(v) is int and 1 <= v <= 10
+                for k, v in doses.items()):
+            raise ValueError(f"rule {name!r:.40}: doses must map mp codes to 1..10 doses")
         return cls(name, kind, require, min_days, max_days,
-                   dict(max_hours) if kind == "test" else {})
+                   dict(max_hours) if kind == "test" else {}, frozenset(products), dict(doses))
 
 
 def _count(value: Any) -> bool:

@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from kiosk.central.enrol import EnrolmentCA
+from kiosk.config import KioskConfig, load_config
 from kiosk.provision.identity import DeviceIdentity
 from kiosk.verify.atomic import atomic_write
 from tests.conftest import REPO_ROOT, free_port, port_open
@@ -314,3 +315,38 @@ def test_the_gates_own_publisher_delivers_counts_through_the_acl(
             assert pub.stats().last_error is None
         finally:
             pub.stop(5.0)
+
+
+def _gate_config(site: Site, who: str, tmp_path: Path, gate: str = "gate-01") -> KioskConfig:
+
+    creds = site.creds[who]
+    return load_config(
+        None,
+        {
+            "device.site": "mall-a",
+            "device.gate": gate,
+            "device.data_dir": str(tmp_path / "state"),
+            "mqtt.host": "localhost",
+            "mqtt.port": site.port,
+            "mqtt.tls_ca": str(site.ca),
+            "mqtt.tls_cert": str(creds.cert),
+            "mqtt.tls_key": str(creds.key),
+        },
+    )
+
+
+def test_selftest_broker_and_identity_checks(site: Site, tmp_path: Path) -> None:
+    from kiosk.provision.checks import broker_check, identity_check
+
+    config = _gate_config(site, "A", tmp_path)
+    assert broker_check(config).startswith("connected to localhost")
+    assert identity_check(config).startswith("mall-a/gate-01, valid until")
+    with pytest.raises(RuntimeError, match="certificate"):
+        broker_check(_gate_config(site, "foreign", tmp_path), timeout_s=3)
+    expired = _gate_config(site, "expired", tmp_path, gate="gate-03")
+    with pytest.raises(RuntimeError, match="not valid now"):
+        identity_check(expired)
+    with pytest.raises(RuntimeError):
+        broker_check(expired, timeout_s=3)
+    with pytest.raises(RuntimeError, match="this gate is mall-a/gate-02"):
+        identity_check(_gate_config(site, "A", tmp_path, gate="gate-02"))

@@ -112,3 +112,12 @@ def test_device_code_never_imports_the_central_side() -> None:
             "print(sorted(m for m in sys.modules if m.startswith('kiosk.central')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_shipped_example_config_is_valid_and_says_every_default() -> None:
+    from tests.conftest import REPO_ROOT
+
+    config = load_fleet_config(REPO_ROOT / "config" / "fleet.toml")
+    defaults = load_fleet_config(None)
+    assert config.mqtt == defaults.mqtt and config.alarms == defaults.alarms
+    assert config.http.token_file == Path("/etc/kiosk/fleet-tokens")

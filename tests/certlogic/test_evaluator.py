@@ -289,3 +289,24 @@ def test_arbitrary_json_raises_only_certlogic_errors(expr: Any, data: Any) -> No
 @given(EXPRESSIONS, DATA)
 def test_generated_expressions_raise_only_certlogic_errors(expr: Any, data: Any) -> None:
     _run_hostile(expr, data)
+
+
+def _containers(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_containers(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_containers(v) for v in value), default=0)
+    return 0
+
+
+def test_deepest_accepted_expression_in_containers() -> None:
+    """docs/certlogic.md tells the bundle format: at most 2 x 64 + 1 CBOR containers per Logic."""
+    deepest: Any = {"var": "x"}
+    for _ in range(MAX_DEPTH):
+        deepest = {"!": [deepest]}
+    compile_expression(deepest)
+    assert _containers(deepest) == 2 * MAX_DEPTH + 1
+    with pytest.raises(CertLogicError):
+        compile_expression({"!": [deepest]})
+    with pytest.raises(CertLogicError):
+        compile_expression([deepest])

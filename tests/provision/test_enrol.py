@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shutil
 import stat
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -211,3 +213,109 @@ def test_key_rotation_keeps_the_old_key_until_the_new_certificate_is_installed(
     cert = x509.load_pem_x509_certificate(rotated)
     public = cert.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
+
+
+def test_selftest_json_and_trust_checks(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import json
+
+    from kiosk.provision.checks import trust_check
+
+    assert main(["selftest", "--sim", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is True and report["failed"] == 0
+    parts = {c["part"]: c["status"] for c in report["checks"]}
+    assert parts["broker"] == "SKIP" and parts["identity"] == "SKIP" and parts["relay"] == "PASS"
+    # A gate on the unsigned DSC folder fails the trust check loudly.
+    (tmp_path / "trust").mkdir()
+    dev = load_config(
+        None,
+        {"device.data_dir": str(tmp_path / "s"), "verify.trust_dir": str(tmp_path / "trust")},
+    )
+    with pytest.raises(RuntimeError, match="UNSIGNED dev mode"):
+        trust_check(dev)
+    none = load_config(None, {"device.data_dir": str(tmp_path / "s2"),
+                              "verify.trust_source": "bundle"})  # fmt: skip
+    with pytest.raises(RuntimeError, match="no signed trust bundle"):
+        trust_check(none)
+
+
+@pytest.fixture
+def enrolment_server(tmp_path: Path) -> Iterator[tuple[str, Path, EnrolmentCA]]:
+    from kiosk.central.enrol.serve import EnrolmentServer
+    from tests.conftest import free_port
+
+    ca = EnrolmentCA.create(tmp_path / "online-ca")
+    key_pem, issued = ca.issue_server(["localhost"])
+    (tmp_path / "srv.key").write_bytes(key_pem)
+    (tmp_path / "srv.crt").write_bytes(issued.pem)
+    (tmp_path / "enrol-ca.crt").write_bytes(ca.cert_pem)
+    port = free_port()
+    server = EnrolmentServer(("127.0.0.1", port), ca, tmp_path / "srv.crt", tmp_path / "srv.key")
+    thread = threading.Thread(target=server.serve_forever, name="test-enrol", daemon=True)
+    thread.start()
+    yield f"https://localhost:{port}", tmp_path / "enrol-ca.crt", ca
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_online_enrolment_with_a_one_time_token(
+    gate: Path,
+    enrolment_server: tuple[str, Path, EnrolmentCA],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url, enrol_ca, ca = enrolment_server
+    token = ca.tokens.issue("mall-a", "gate-07")
+    who = ["--site", "mall-a", "--gate", "gate-07", *WIRING]
+    online = ["--enrol-url", url, "--token", token, "--enrol-ca", str(enrol_ca), "--no-selftest"]
+    assert provision(gate, *who, *online) == 0
+    assert "enrolled online" in capsys.readouterr().out
+    config = load_config(gate / "kiosk.toml")
+    assert config.mqtt.tls_cert is not None
+    cert = x509.load_pem_x509_certificate(config.mqtt.tls_cert.read_bytes())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "mall-a/gate-07"
+    assert (gate / "broker-ca.crt").read_bytes() == ca.cert_pem
+    # The same token again: refused by the centre, with its reason.
+    with pytest.raises(ProvisionError, match=r"refused \(403\).*already used"):
+        from kiosk.provision.online import enrol_online
+
+        enrol_online(url, token, _csr(tmp_path), ca_file=enrol_ca)
+    # A server the gate cannot verify (no CA given, not in the system store): refused.
+    with pytest.raises(ProvisionError, match="cannot enrol"):
+        enrol_online(url, ca.tokens.issue("mall-a", "gate-08"), _csr(tmp_path))
+    with pytest.raises(ProvisionError, match="expected https"):
+        enrol_online("http://localhost:1", "t", b"")
+
+
+def _csr(tmp_path: Path) -> bytes:
+    return DeviceIdentity(tmp_path / "other-gate").prepare("mall-a/gate-07").read_bytes()
+
+
+def test_selftest_nik_list_check(tmp_path: Path) -> None:
+    from kiosk.provision.checks import nik_list_check
+
+    off = load_config(None, {"device.data_dir": str(tmp_path / "s")})
+    assert nik_list_check(off).startswith("SKIP")
+    keys = tmp_path / "authority"
+    keys.mkdir()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = Ed25519PrivateKey.generate().public_key()
+    (keys / "a.pem").write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    listed = load_config(
+        None,
+        {
+            "device.data_dir": str(tmp_path / "s"),
+            "nik.mode": "list",
+            "nik.list_dir": str(tmp_path / "niklist"),
+            "verify.authority_keys": str(keys),
+        },
+    )
+    with pytest.raises(RuntimeError, match="no signed NIK list"):
+        nik_list_check(listed)

@@ -50,6 +50,16 @@ class FakeSystemd:
             got.append(fields)
         return got
 
+    def wait_for(self, key: str, timeout: float) -> list[dict[str, str]]:
+        """Messages until one carries ``key=1`` (returned with it) or ``timeout`` passes."""
+        got: list[dict[str, str]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got += self.receive(0.1)
+            if any(m.get(key) == "1" for m in got):
+                break
+        return got
+
     def close(self) -> None:
         self.sock.close()
 
@@ -181,3 +191,47 @@ def test_watchdog_pid_of_another_process_disables_pings() -> None:
     with Notifier.from_env(env) as notifier:
         assert notifier.watchdog_usec == 1000
         assert not notifier.watchdog()  # nothing listens: reported, never raised
+
+
+def test_kiosk_run_process_notifies_ready_watchdog_and_stopping(
+    tmp_path: Path, systemd: FakeSystemd
+) -> None:
+    """The service's own entry point (``kiosk run``) as systemd starts it."""
+    import signal
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    (tmp_path / "trust").mkdir()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray(np.full((120, 160), 128, np.uint8)).save(frames / "a.png")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[device]\ndata_dir = "{tmp_path / "state"}"\n'
+        f'[verify]\ntrust_dir = "{tmp_path / "trust"}"\n'
+        f'[camera]\nsource = "files"\npath = "{frames}"\nloop = true\nfps = 20.0\n'
+        '[gate]\npin_factory = "mock"\n'
+        '[display]\ndriver = "dummy"\nfullscreen = false\n'
+        "[mqtt]\nenabled = false\n"
+    )
+    env = dict(os.environ, NOTIFY_SOCKET=str(systemd.path), WATCHDOG_USEC="400000")
+    env.pop("WATCHDOG_PID", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        got = systemd.wait_for("READY", 30.0)
+        assert any(m.get("READY") == "1" for m in got), "no READY=1 from kiosk run"
+        assert watchdogs(got + systemd.receive(1.0)) >= 3
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        assert any(m.get("STOPPING") == "1" for m in systemd.receive(0.3))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

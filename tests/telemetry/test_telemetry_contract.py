@@ -109,7 +109,7 @@ def test_published_payloads_match_the_asyncapi_contract_and_carry_no_personal_da
                 store.record_event(event, at(10 + j))
             pub.notify()
             assert pub.drain(10.0)
-            assert wait_until(lambda: len(rec.on(f"{root}/events")) == 3, 5.0)
+            assert wait_until(lambda: len(rec.on(f"{root}/events")) == 3, 15.0)
             assert wait_until(lambda: len(rec.on(f"{root}/counts")) == 7, 5.0)
         finally:
             pub.stop(5.0)

@@ -32,7 +32,7 @@ LABELS = {
 class Watch:
     """What the rules remember about a gate between evaluations (owned by the store owner)."""
 
-    offline_since: float | None = None
+    offline_since: float | None = None  # when "offline" arrived (set by the store owner)
     backlog_since: float | None = None
     backlog_last: int = 0
     # (store, first missing seq, last missing seq, when seen)
@@ -52,14 +52,14 @@ def conditions(
 ) -> dict[str, str]:
     """The alarm kinds whose condition holds now, with a short detail code each."""
     out: dict[str, str] = {}
-    silent = now - view["last_seen_s"] > cfg.silent_after_s
-    if view["online"] is False or silent:
-        if watch.offline_since is None:
+    silent_since = view["last_seen_s"] + cfg.silent_after_s
+    if view["online"] is False:
+        if watch.offline_since is None:  # offline before this service started
             watch.offline_since = now
         if now - watch.offline_since >= cfg.offline_after_s:
-            out["offline"] = "last will" if view["online"] is False else "silent"
-    else:
-        watch.offline_since = None
+            out["offline"] = "last will"
+    elif now >= silent_since and now - silent_since >= cfg.offline_after_s:
+        out["offline"] = "silent"
     if view.get("mode") in ("stale", "expired"):
         out["trust"] = str(view["mode"])
     if view.get("clock_state") == "unsynchronised":
@@ -100,7 +100,13 @@ def alarm_json(alarm: OpenAlarm | tuple[Any, ...]) -> dict[str, Any]:
 
     if isinstance(alarm, OpenAlarm):
         row: tuple[Any, ...] = (
-            alarm.id, alarm.site, alarm.gate, alarm.kind, alarm.detail, alarm.raised, None
+            alarm.id,
+            alarm.site,
+            alarm.gate,
+            alarm.kind,
+            alarm.detail,
+            alarm.raised,
+            None,
         )
     else:
         row = alarm

@@ -17,8 +17,8 @@ def site_chart(site: str, hours: list[Counter[str]]) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'role="img" aria-label="Masuk per jam / Entries per hour: {escape(site)}">',
-        '<style>text{font:11px sans-serif;fill:#444}.a{fill:#2e7d32}.d{fill:#c62828}'
-        '.g{stroke:#ddd}</style>',
+        "<style>text{font:11px sans-serif;fill:#444}.a{fill:#2e7d32}.d{fill:#c62828}"
+        ".g{stroke:#ddd}</style>",
         f'<text x="{_LEFT}" y="14">Masuk per jam / Entries per hour — {escape(site)}</text>',
     ]
     base = HEIGHT - _BOTTOM

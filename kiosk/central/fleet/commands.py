@@ -14,12 +14,15 @@ def serve(args: argparse.Namespace) -> int:
     """Run the fleet service until SIGTERM or Ctrl-C."""
     from kiosk.central.fleet.service import build_service
 
-    overrides = flag_overrides(broker=args.broker, listen=args.listen, database=args.database,
-                               token_file=args.token_file)
+    overrides = flag_overrides(
+        broker=args.broker, listen=args.listen, database=args.database, token_file=args.token_file
+    )
     config = load_fleet_config(args.config, overrides)
     if args.check_config:
-        print(f"{args.config or '<defaults>'}: ok (broker {config.mqtt.host}:{config.mqtt.port}, "
-              f"page {config.http.host}:{config.http.port})")
+        print(
+            f"{args.config or '<defaults>'}: ok (broker {config.mqtt.host}:{config.mqtt.port}, "
+            f"page {config.http.host}:{config.http.port})"
+        )
         return 0
     logging.getLogger().setLevel(config.logging.level)
     stop = threading.Event()

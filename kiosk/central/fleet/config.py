@@ -93,26 +93,34 @@ class FleetAlarmConfig:
     """When a gate raises an alarm (each clears when the condition ends)."""
 
     offline_after_s: float = setting(
-        120.0, doc="Offline (or silent) this long before an alarm: a short blip is none.",
-        min=5, max=86400,
+        120.0,
+        doc="Offline (or silent) this long before an alarm: a short blip is none.",
+        min=5,
+        max=86400,
     )
     silent_after_s: float = setting(
-        300.0, doc="No message at all this long counts as offline (status comes every 60 s).",
-        min=30, max=86400,
+        300.0,
+        doc="No message at all this long counts as offline (status comes every 60 s).",
+        min=30,
+        max=86400,
     )
     tailgate_per_hour: int = setting(
         5, doc="More tailgates than this in the current hour raise an alarm.", min=1, max=10000
     )
     backlog_min: int = setting(
-        100, doc="Outbox pending above this and growing for backlog_growing_s: an alarm.",
-        min=1, max=10_000_000,
+        100,
+        doc="Outbox pending above this and growing for backlog_growing_s: an alarm.",
+        min=1,
+        max=10_000_000,
     )
     backlog_growing_s: float = setting(
         300.0, doc="How long the outbox must keep growing.", min=10, max=86400
     )
     gap_grace_s: float = setting(
-        60.0, doc="A gap in a gate's count sequence this old is an alarm (late re-sends fill it).",
-        min=0, max=86400,
+        60.0,
+        doc="A gap in a gate's count sequence this old is an alarm (late re-sends fill it).",
+        min=0,
+        max=86400,
     )
 
 

@@ -215,7 +215,8 @@ def _status(site: str, gate: str, body: dict[str, Any]) -> Status:
         "uptime_s": _number(body.get("uptime_s")),
         "mode": _text(body.get("mode")),
         "gate_mode": _text(body.get("gate_mode")),
-        "bundle_version": _text(bundle_version) if isinstance(bundle_version, str)
+        "bundle_version": _text(bundle_version)
+        if isinstance(bundle_version, str)
         else bundle_version,
         "bundle_age_s": _number(body.get("bundle_age_s")),
         "clock_state": _text(body.get("clock_state")),

@@ -62,8 +62,11 @@ def render(snap: Snapshot, rejected: Mapping[str, int]) -> str:
         if view.get("outbox_pending") is not None:
             add("kiosk_fleet_gate_outbox_pending", ids, view["outbox_pending"])
         totals = view["totals"]
-        add("kiosk_fleet_gate_decisions_total", {**ids, "result": "allowed", "reason": "ok"},
-            totals.get("allowed", 0))
+        add(
+            "kiosk_fleet_gate_decisions_total",
+            {**ids, "result": "allowed", "reason": "ok"},
+            totals.get("allowed", 0),
+        )
         for name, value in sorted(totals.items()):
             if name.startswith("denied."):
                 labels = {**ids, "result": "denied", "reason": name.removeprefix("denied.")}

@@ -71,8 +71,12 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
         sse_interval_s=config.http.sse_interval_s,
     )
     server = FleetServer((config.http.host, config.http.port), web)
-    http_thread = threading.Thread(target=server.serve_forever, name="kiosk-fleet-http",
-                                   kwargs={"poll_interval": 0.2}, daemon=True)
+    http_thread = threading.Thread(
+        target=server.serve_forever,
+        name="kiosk-fleet-http",
+        kwargs={"poll_interval": 0.2},
+        daemon=True,
+    )
     consumer.start()
     http_thread.start()
     log.info("fleet page on %s (store %s)", server.url, db.label)

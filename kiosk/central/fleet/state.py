@@ -161,6 +161,10 @@ class FleetState:
                 dirty.add((msg.site, msg.gate))
                 if isinstance(msg, Availability):
                     self.count("messages.availability")
+                    if not msg.online and gate.online is not False:
+                        gate.watch.offline_since = now
+                    elif msg.online:
+                        gate.watch.offline_since = None
                     gate.online = msg.online
                 elif isinstance(msg, Status):
                     self.count("messages.status")
@@ -364,11 +368,22 @@ class FleetState:
         )
 
     def _gate_row(self, gate: GateState) -> tuple[Any, ...]:
-        blob = {"fields": gate.fields, "seq": gate.seq, "totals": gate.totals,
-                "totals_ts": gate.totals_ts}
+        blob = {
+            "fields": gate.fields,
+            "seq": gate.seq,
+            "totals": gate.totals,
+            "totals_ts": gate.totals_ts,
+        }
         online = -1 if gate.online is None else int(gate.online)
-        return (gate.site, gate.gate, online, int(gate.last_seen * 1000), gate.store,
-                json.dumps(blob), gate.timezone)
+        return (
+            gate.site,
+            gate.gate,
+            online,
+            int(gate.last_seen * 1000),
+            gate.store,
+            json.dumps(blob),
+            gate.timezone,
+        )
 
     def _load(self) -> None:
         now = self._clock()

@@ -43,8 +43,15 @@ def sites(snap: Snapshot) -> list[dict[str, Any]]:
     for (site, _), view in sorted(snap.gates.items()):
         entry = acc.setdefault(
             site,
-            {"site": site, "gates": 0, "online": 0, "alarms": 0, "today": Counter(),
-             "totals": Counter(), "date": view["today"].get("date")},
+            {
+                "site": site,
+                "gates": 0,
+                "online": 0,
+                "alarms": 0,
+                "today": Counter(),
+                "totals": Counter(),
+                "date": view["today"].get("date"),
+            },
         )
         entry["gates"] += 1
         entry["online"] += bool(view["online"])
@@ -127,8 +134,9 @@ def counts_csv(rows: list[dict[str, Any]]) -> str:
 
 def site_hours(conn: Connection, snap: Snapshot, site: str, now: float) -> list[Counter[str]]:
     """Today's counters per local hour (24 entries) of ``site``, in its first gate's zone."""
-    tz = next((zone(v.get("timezone")) for k, v in sorted(snap.gates.items()) if k[0] == site),
-              zone(None))
+    tz = next(
+        (zone(v.get("timezone")) for k, v in sorted(snap.gates.items()) if k[0] == site), zone(None)
+    )
     _, start, end = local_day(now, tz)
     hours = [Counter[str]() for _ in range(24)]
     for _, _, hour, name, value in store.hourly(conn, site=site, gate=None, start=start, end=end):

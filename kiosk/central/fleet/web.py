@@ -85,8 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
-    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
-              ) -> None:
+    def _send(
+        self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -253,8 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
                 now=web.clock(),
             )
         if query.get("format") == "csv":
-            self._send(200, views.counts_csv(rows).encode(), "text/csv; charset=utf-8",
-                       {"Content-Disposition": 'attachment; filename="counts.csv"'})
+            self._send(
+                200,
+                views.counts_csv(rows).encode(),
+                "text/csv; charset=utf-8",
+                {"Content-Disposition": 'attachment; filename="counts.csv"'},
+            )
         else:
             self._json(rows)
 

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Acceptance check of issue 12 on arm64, off the Pi: an arm64 Debian Bookworm root
+# (debootstrap from Debian's archive) under qemu-user-static runs
+# `install.sh --pi --skip-pi-os-packages`, imports every module of the gate with
+# Debian's python3-pygame (not a pip wheel) and runs `kiosk selftest --sim`.
+#
+#   sudo tests/pi/arm64-chroot.sh [ROOT_DIR]      (default /var/tmp/kiosk-arm64)
+#
+# Takes several minutes (debootstrap and pip under emulation); not part of the
+# default test command. It registers the qemu-aarch64 binfmt handler on the host
+# kernel (system-wide), so run it on a machine where that is acceptable.
+# Status: written with the install work; NOT YET RUN (see docs/provisioning.md).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+root="${1:-/var/tmp/kiosk-arm64}"
+mirror="${MIRROR:-http://deb.debian.org/debian}"
+
+log() { printf 'arm64-chroot: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, chroot, binfmt_misc)"
+
+log "host tools: debootstrap, qemu-user-static, binfmt-support"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    debootstrap qemu-user-static binfmt-support >/dev/null
+mountpoint -q /proc/sys/fs/binfmt_misc \
+    || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+update-binfmts --enable qemu-aarch64
+
+if [ ! -x "$root/usr/bin/python3" ]; then
+    log "debootstrap arm64 bookworm into $root (from $mirror)"
+    debootstrap --arch=arm64 --include=python3,ca-certificates bookworm "$root" "$mirror"
+fi
+
+mounted=()
+cleanup() {
+    local i
+    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" || true; done
+}
+trap cleanup EXIT
+for fs in proc sys dev dev/pts; do
+    mkdir -p "$root/$fs"
+    mount --bind "/$fs" "$root/$fs"
+    mounted+=("$root/$fs")
+done
+cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+
+log "copying the checkout into $root/opt/src/kiosk"
+rm -rf "$root/opt/src/kiosk"
+mkdir -p "$root/opt/src/kiosk"
+(cd "$here" && tar --exclude=.venv --exclude=.git --exclude='*.so' --exclude=__pycache__ \
+    --exclude='*.egg-info' --exclude=build -cf - .) | tar -C "$root/opt/src/kiosk" -xf -
+
+log "install.sh --pi --skip-pi-os-packages (emulated: several minutes)"
+chroot "$root" /opt/src/kiosk/install.sh --pi --skip-pi-os-packages
+
+log "import every gate module with Debian's pygame"
+chroot "$root" /usr/bin/env SDL_VIDEODRIVER=dummy PYGAME_HIDE_SUPPORT_PROMPT=1 \
+    /opt/kiosk/current/venv/bin/python - <<'PY'
+import importlib
+import pkgutil
+import platform
+
+import pygame
+
+import kiosk
+
+assert platform.machine() == "aarch64", platform.machine()
+assert pygame.__file__.startswith("/usr/lib/python3/dist-packages/"), pygame.__file__
+names = [m.name for m in pkgutil.walk_packages(kiosk.__path__, "kiosk.")
+         if not m.name.endswith("__main__")]  # __main__ would run the CLI
+for name in names:
+    importlib.import_module(name)
+print(f"{len(names)} modules imported on {platform.machine()}, pygame {pygame.version.ver} "
+      f"from {pygame.__file__}")
+PY
+
+log "kiosk selftest --sim"
+chroot "$root" /usr/bin/env SDL_VIDEODRIVER=dummy /opt/kiosk/current/venv/bin/kiosk selftest --sim
+log "passed"
