@@ -82,7 +82,22 @@ def test_the_frames_are_what_they_claim(frames: dict[str, np.ndarray]) -> None:
     assert len(decoder.decode(frames[READ])) == 1
 
 
-def run_loop(tmp_path: Path, frames: dict[str, np.ndarray], script: list[str]) -> list[str]:
+class OneKey:
+    """A KTP keypad on which one digit is pressed at the start (the NIK prompt comes up)."""
+
+    def __init__(self) -> None:
+        self.keys = ["3"]
+
+    def read_key(self, timeout_s: float) -> str | None:
+        return self.keys.pop(0) if self.keys else None
+
+    def close(self) -> None:
+        pass
+
+
+def run_loop(
+    tmp_path: Path, frames: dict[str, np.ndarray], script: list[str], keys: OneKey | None = None
+) -> list[str]:
     """Play ``script`` (frame names) through build_app; return the screens shown, in order."""
     (tmp_path / "trust").mkdir(exist_ok=True)
     config = load_config(None, {
@@ -111,7 +126,7 @@ def run_loop(tmp_path: Path, frames: dict[str, np.ndarray], script: list[str]) -
             screens.append(str(fields["screen"]))
 
     source = ArrayFrameSource(played(), clock=tick)
-    with build_app(config, source=source, pin_factory=MockFactory(),
+    with build_app(config, source=source, pin_factory=MockFactory(), keys=keys,
                    monotonic=lambda: clock[0], on_event=on_event) as app:  # fmt: skip
         app.loop.start()
         for _ in script:
@@ -136,4 +151,10 @@ def test_the_loop_takes_it_down_when_the_code_is_gone(
 
 def test_a_quick_read_never_shows_it(tmp_path: Path, frames: dict[str, np.ndarray]) -> None:
     screens = run_loop(tmp_path, frames, [EMPTY, SEEN, SEEN, READ, READ, EMPTY])
+    assert "hold_steady" not in screens
+
+
+def test_it_never_covers_the_nik_prompt(tmp_path: Path, frames: dict[str, np.ndarray]) -> None:
+    screens = run_loop(tmp_path, frames, [EMPTY] + [SEEN] * 8 + [EMPTY] * 3, keys=OneKey())
+    assert "nik_prompt" in screens
     assert "hold_steady" not in screens
