@@ -31,6 +31,7 @@ from kiosk.camera import FrameSource, open_frame_source
 from kiosk.config import KioskConfig
 from kiosk.decision import Decision
 from kiosk.decode import IdleThrottle, RepeatFilter, create_decoder
+from kiosk.decode.progress import SeenNotRead
 from kiosk.display import NullScreen, Screen
 from kiosk.gate import (
     GateDriver,
@@ -210,6 +211,7 @@ def build_app(
                 lambda: open_frame_source(config.camera),
                 board,
                 timeout_s=config.camera.frame_timeout_s,
+                stall_after_s=config.camera.stall_after_s,
             )
         stack.enter_context(source)
         decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)
@@ -247,6 +249,7 @@ def build_app(
             on_decision=on_decision,
             on_event=on_event,
             throttle=IdleThrottle(config.decoder.idle_after_s, config.decoder.idle_check_every_s),
+            hold_steady=SeenNotRead(config.decoder.hold_steady_after_frames),
         )
         if heartbeat is not None:
             loop.on_turn = _feed(heartbeat, loop)

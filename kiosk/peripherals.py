@@ -7,7 +7,8 @@ runs:
 - :class:`RetryingFrameSource`: no camera → every read waits the frame timeout
   and reports "no frame" (the scan loop shows "scanner out of order", KTP
   entry and the gate's inputs keep working); the camera is opened again every
-  ``retry_s``.
+  ``retry_s``. A camera that stalls (frames whose capture time stops
+  advancing) is restarted in place, or closed and opened again.
 - :class:`RetryingKeySource`: no reader → no keys (QR scanning unaffected);
   re-opened every ``retry_s``; a read error (unplugged) closes it and retries.
 - :class:`RetryingScreen`: no display → nothing drawn (relay, LEDs and buzzer
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.camera import Frame, FrameSource
+from kiosk.camera.stall import StallWatch
 from kiosk.config.schema import DisplayConfig
 from kiosk.display import NullScreen, Screen, open_screen
 from kiosk.display.render import View
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # How often an absent peripheral is looked for again (seconds).
 DEFAULT_RETRY_S = 5.0
+# Pause between two reads that returned the same old frame (seconds).
+STALE_PACE_S = 0.02
 # Errors that mean "the device is not there or stopped working" (never a bug: those propagate).
 DEVICE_ERRORS = (OSError, KioskError, ImportError)
 
@@ -182,10 +186,21 @@ class RetryingKeySource:
 
 
 class RetryingFrameSource(FrameSource):
-    """The camera, absent or failing, as a source of "no frame" (see the module doc).
+    """The camera, absent, failing or stalled, as a source of "no frame" (see the module doc).
 
     ``timeout_s`` is how long a read waits when there is no camera (the
     configured frame timeout), so the loop keeps its usual pace.
+
+    Stalls (:mod:`kiosk.camera.stall`): a frame whose capture time does not
+    advance is stale and is not delivered; the read tries again (paced by
+    ``STALE_PACE_S``) for at most ``timeout_s``, then reports "no frame" like a
+    silent camera. Once no fresh frame has come for ``stall_after_s`` (0: no
+    detection), the stall is reported (``fault.camera``, ``last_error``) and
+    remedied: the source is restarted in place when it can be (``restart()``:
+    the Pi camera's stop/start, which does not leak like re-creating it), else,
+    or when the previous in-place restart brought no fresh frame, it is closed
+    and opened again at the next retry. The first fresh frame clears the fault.
+    Counters: ``stalls``, ``restarts`` (in place), ``reopens``.
     """
 
     def __init__(
@@ -195,15 +210,28 @@ class RetryingFrameSource(FrameSource):
         *,
         timeout_s: float,
         retry_s: float = DEFAULT_RETRY_S,
+        stall_after_s: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
         self._source: FrameSource | None = None
         self._opener = opener
         self._board = board
         self._timeout_s = timeout_s
         self._retry = _Retry(retry_s, monotonic)
+        self._monotonic = monotonic
         self._closed = threading.Event()
+        self._wait = wait if wait is not None else self._closed.wait
+        self._watch = StallWatch(stall_after_s)
+        self._stalled = False  # a reported stall not yet cleared by a fresh frame
+        self._restarted = False  # the last remedy was an in-place restart
+        self.stalls = self.restarts = self.reopens = 0
         self._open()
+
+    @property
+    def stale_frames(self) -> int:
+        """Frames read whose capture time did not advance (not delivered)."""
+        return self._watch.stale_frames
 
     def _open(self) -> None:
         if not self._retry.due():
@@ -217,27 +245,69 @@ class RetryingFrameSource(FrameSource):
             self._board.fault("camera", _reason(exc))
             return
         self._source = source
+        self._watch.reset(self._monotonic())
         self._board.recovered("camera")
 
     def read(self) -> Frame | None:
-        """A frame; CameraTimeout while the camera is absent or failed; None at a file's end."""
+        """A fresh frame; CameraTimeout while the camera is absent, failed or stalled.
+
+        None at a file's end.
+        """
         if self._source is None:
             self._open()
         source = self._source
         if source is None:
             self._closed.wait(self._timeout_s)  # pace the loop as a silent camera would
             raise CameraTimeout("no camera (absent or failed); retrying")
-        try:
-            frame = source.read()
-        except CameraTimeout:
-            raise
-        except (CameraError, OSError) as exc:
-            self._drop()
-            self._board.fault("camera", _reason(exc))
-            raise CameraTimeout("the camera failed; retrying") from exc
-        if frame is not None:
-            self.frames_read += 1
-        return frame
+        deadline = self._monotonic() + self._timeout_s
+        while True:
+            try:
+                frame = source.read()
+            except CameraTimeout:
+                raise
+            except (CameraError, OSError) as exc:
+                self._drop()
+                self._board.fault("camera", _reason(exc))
+                raise CameraTimeout("the camera failed; retrying") from exc
+            if frame is None:
+                return None
+            now = self._monotonic()
+            if self._watch.fresh(frame, now):
+                self._restarted = False
+                if self._stalled:
+                    self._stalled = False
+                    self._board.recovered("camera")
+                self.frames_read += 1
+                return frame
+            if self._watch.stalled(now):
+                stale_s = self._watch.stale_for(now)
+                self._remedy_stall(source, stale_s, now)
+                raise CameraTimeout(f"the camera stalled ({stale_s:.1f} s without a new frame)")
+            if now >= deadline or self._closed.is_set():
+                raise CameraTimeout("the camera repeats an old frame")
+            self._wait(STALE_PACE_S)  # a stale frame returned at once must not spin the loop
+
+    def _remedy_stall(self, source: FrameSource, stale_s: float, now: float) -> None:
+        """Report a stall and restart the camera in place, or close it for a reopen."""
+        self.stalls += 1
+        self._stalled = True
+        self._board.fault("camera", f"stalled: no new frame for {stale_s:.1f} s; restarting")
+        restart = getattr(source, "restart", None)
+        if callable(restart) and not self._restarted:
+            try:
+                restart()
+            except DEVICE_ERRORS as exc:
+                log.warning("camera restart failed (%s); it is opened again", _reason(exc))
+            else:
+                self.restarts += 1
+                self._restarted = True
+                self._watch.reset(now)
+                return
+        # No in-place restart, or the last one did not help: a new source at the next retry.
+        self._restarted = False
+        self.reopens += 1
+        self._drop()
+        self._watch.reset(now)
 
     def _drop(self) -> None:
         source, self._source = self._source, None

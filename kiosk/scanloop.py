@@ -20,9 +20,11 @@ from typing import Any, Protocol, TypeVar
 
 from kiosk.decision import Decision, InputKind, Reason
 from kiosk.decode import Decoder, IdleThrottle, RepeatFilter
+from kiosk.decode.progress import SeenNotRead
 from kiosk.display import NullScreen, Screen
 from kiosk.display.views import (
     DeviceStatus,
+    hold_steady_view,
     nik_checking_view,
     nik_prompt_view,
     screen_name,
@@ -112,7 +114,11 @@ class ScanLoop:
     fields)`` for decisions, screens, counts and gate events (fields never hold
     a name, NIK or payload); ``on_turn`` is called once at the end of every
     turn of :meth:`step` with a :class:`Turn`; ``throttle`` (None: decode every
-    frame) skips the decode of still idle frames (:mod:`kiosk.decode.idle`).
+    frame) skips the decode of still idle frames (:mod:`kiosk.decode.idle`);
+    ``hold_steady`` (None: never) says when a code seen but not read for a
+    moment puts "hold steady" on the idle screen (:mod:`kiosk.decode.progress`);
+    it is shown only over the idle screen and taken down as soon as the code
+    is read or gone, or another screen is due.
     """
 
     def __init__(
@@ -133,9 +139,12 @@ class ScanLoop:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_turn: Callable[[Turn], None] | None = None,
         throttle: IdleThrottle | None = None,
+        hold_steady: SeenNotRead | None = None,
     ) -> None:
         self._decoder = decoder
         self.throttle = throttle
+        self.hold_steady = hold_steady
+        self._shown = "idle"  # the kind of the view the loop showed last
         self._repeat = repeat
         self._verifier = verifier
         self._nik_verifier = nik_verifier
@@ -219,13 +228,34 @@ class ScanLoop:
         """Decode one grey image; decide on each code newly in view. Returns the decisions."""
         self.stats.frames += 1
         throttle = self.throttle
+        seen = False  # a skipped frame is a still, empty scene: no symbol in it
         if throttle is not None and not throttle.wants(gray, timestamp):
             texts: list[str] = []  # a still, empty scene: nothing to read
         else:
             texts = self._guarded(lambda: self._decoder.decode(gray))
-            if throttle is not None and (texts or self._decoder.symbols_seen):
+            seen = self._decoder.symbols_seen > 0
+            if throttle is not None and (texts or seen):
                 throttle.saw(timestamp)
-        return [self.decide(text) for text in self._repeat.feed(texts, timestamp)]
+        decisions = [self.decide(text) for text in self._repeat.feed(texts, timestamp)]
+        if self.hold_steady is not None:
+            # After the decisions: a read code's decision screen replaces the hint directly.
+            self._hint(self.hold_steady.feed(read=bool(texts), seen=seen))
+        return decisions
+
+    def _hint(self, due: bool) -> None:
+        """Put "hold steady" over the idle screen, or take it down, as ``due`` says.
+
+        Only the idle screen gives way to the hint; once another screen is up
+        (a decision, the NIK prompt, a fault) the hint is not shown over it.
+        """
+        if due and self._shown == "idle":
+            self._guarded(lambda: self._screen.show_view(hold_steady_view()))
+            self._shown = "hold_steady"
+            self._emit("screen", {"screen": "hold_steady"})
+        elif not due and self._shown == "hold_steady":
+            self._guarded(lambda: self._screen.show_view(view_for("idle", None, self._status)))
+            self._shown = "idle"
+            self._emit("screen", {"screen": "idle"})
 
     def tick(self) -> None:
         """Sample inputs, end due pulses/grants/results, refresh status and screen."""
@@ -308,9 +338,11 @@ class ScanLoop:
             self._enter_nik(event.nik, now)
         elif isinstance(event, NikPrompt):
             self._screen.show_view(nik_prompt_view(event.masked))
+            self._shown = "nik_prompt"
             self._emit("screen", {"screen": "nik_prompt"})
         elif isinstance(event, NikAbandoned):
             self._screen.show_view(view_for("idle", None, self._status))
+            self._shown = "idle"
             self._emit("screen", {"screen": "idle"})
         elif isinstance(event, FrameSeen):
             self.process_frame(event.gray, event.timestamp)
@@ -354,6 +386,7 @@ class ScanLoop:
 
     def _show_checking(self) -> None:
         self._screen.show_view(nik_checking_view())
+        self._shown = "nik_checking"
         self._emit("screen", {"screen": "nik_checking"})
 
     def _driver_event(self, event: str, fields: dict[str, Any]) -> None:
@@ -438,6 +471,9 @@ class ScanLoop:
         if request is None:
             return None
         self._screen.show_view(view_for(request.kind, request.decision, self._status))
+        self._shown = request.kind
+        if self.hold_steady is not None and request.kind != "idle":
+            self.hold_steady.reset()  # a decision or a fault replaces the hint, it does not return
         self._emit("screen", {"screen": screen_name(request.kind, request.decision)})
         return request.kind
 

@@ -38,11 +38,15 @@ class Frame:
             frame (never a view into a camera buffer that may be recycled).
         timestamp: ``time.monotonic()`` seconds when the frame was captured.
         index: 0, 1, 2, … counted per source (continues across loops).
+        sensor_timestamp: the camera's own capture time in seconds when it
+            reports one (picamera2's ``SensorTimestamp``), else None. A frame
+            that repeats it is the same exposure delivered again (a stall).
     """
 
     gray: np.ndarray
     timestamp: float
     index: int
+    sensor_timestamp: float | None = None
 
 
 class FrameSource(Closing, abc.ABC):

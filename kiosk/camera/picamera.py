@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -86,6 +86,51 @@ def frames_missed(previous_ns: int | None, current_ns: int, frame_duration_us: f
     return max(0, round(periods) - 1)
 
 
+# libcamera's enum values (control_ids_core.yaml), as plain ints so libcamera is not imported.
+METERING = {"centre": 0, "spot": 1, "matrix": 2}  # AeMeteringMode
+EXPOSURE_MODES = {"normal": 0, "short": 1, "long": 2}  # AeExposureMode
+AF_MODES = {"manual": 0, "auto": 1, "continuous": 2}  # AfMode
+AF_RANGES = {"normal": 0, "macro": 1, "full": 2}  # AfRange
+AF_TRIGGER_START = 0  # AfTrigger: start one focus cycle (AfMode auto)
+
+
+def camera_controls(
+    cfg: CameraConfig, supported: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The picamera2 controls for ``cfg`` (docs/camera.md), and the ones this camera lacks.
+
+    Args:
+        cfg: camera settings (``fps``, ``metering``, ``exposure_mode``,
+            ``exposure_value``, ``autofocus``, ``lens_position``, ``af_range``).
+        supported: the camera's ``camera_controls`` (name → limits); None when
+            unknown: every control is kept.
+
+    Returns:
+        ``(controls, skipped)``: the controls to start the camera with, and
+        the names left out because the camera does not offer them (a module
+        without autofocus has no ``AfMode``).
+    """
+    wanted: dict[str, Any] = {
+        "FrameRate": cfg.fps,
+        "AeMeteringMode": METERING[cfg.metering],
+        "AeExposureMode": EXPOSURE_MODES[cfg.exposure_mode],
+        "ExposureValue": cfg.exposure_value,
+    }
+    if cfg.autofocus != "none":
+        wanted["AfMode"] = AF_MODES[cfg.autofocus]
+        if cfg.autofocus == "manual":
+            wanted["LensPosition"] = cfg.lens_position
+        else:
+            wanted["AfRange"] = AF_RANGES[cfg.af_range]
+        if cfg.autofocus == "auto":
+            wanted["AfTrigger"] = AF_TRIGGER_START
+    if supported is None:
+        return wanted, []
+    # FrameRate is picamera2's own shorthand for FrameDurationLimits, not a camera control.
+    kept = {k: v for k, v in wanted.items() if k == "FrameRate" or k in supported}
+    return kept, [k for k in wanted if k not in kept]
+
+
 class Picamera2Source(FrameSource):
     """Gray frames from the Pi camera's low-resolution YUV420 stream.
 
@@ -95,7 +140,8 @@ class Picamera2Source(FrameSource):
     timestamps); ``timeouts`` counts stalls.
 
     Args:
-        cfg: camera settings (``width``, ``height``, ``fps``, ``frame_timeout_s``).
+        cfg: camera settings (``width``, ``height``, ``fps``, ``frame_timeout_s``, and the
+            exposure and focus controls of :func:`camera_controls`).
         camera_factory: makes the ``Picamera2`` object; defaults to
             ``picamera2.Picamera2`` (imported here, lazily). Tests pass a fake.
         clock: monotonic seconds for :attr:`Frame.timestamp`.
@@ -133,10 +179,13 @@ class Picamera2Source(FrameSource):
             raise CameraError(f"cannot open the Pi camera: {exc}") from exc
         try:
             size = (cfg.width, cfg.height)
+            controls, skipped = camera_controls(cfg, getattr(self._camera, "camera_controls", None))
+            if skipped:
+                log.warning("this camera has no %s control(s); not set", ", ".join(skipped))
             config = self._camera.create_video_configuration(
                 main={"size": size},
                 lores={"size": size, "format": "YUV420"},
-                controls={"FrameRate": cfg.fps},
+                controls=controls,
                 display=None,
             )
             self._camera.configure(config)
@@ -192,10 +241,35 @@ class Picamera2Source(FrameSource):
             request.release()
         gray = y_plane(buffer, int(width), int(height), int(stride))
         self._check_size(gray)
-        self._count_drops(metadata)
-        frame = Frame(gray=gray, timestamp=timestamp, index=self.frames_read)
+        sensor_ns = self._count_drops(metadata)
+        frame = Frame(
+            gray=gray,
+            timestamp=timestamp,
+            index=self.frames_read,
+            sensor_timestamp=sensor_ns / 1e9 if sensor_ns is not None else None,
+        )
         self.frames_read += 1
         return frame
+
+    def restart(self) -> None:
+        """Stop and start the camera within the same Picamera2 object (a stall's first remedy).
+
+        Re-creating the Picamera2 object leaks memory in picamera2/libcamera,
+        so a stalled camera is restarted in place first.
+
+        Raises:
+            CameraError: the source is closed, or stop/start failed.
+        """
+        camera = self._camera
+        if camera is None:
+            raise CameraError("restart of a closed Pi camera source")
+        try:
+            camera.stop()
+            camera.start()
+        except Exception as exc:
+            raise CameraError(f"Pi camera restart failed: {exc}") from exc
+        self._last_sensor_ns = None
+        log.warning("Pi camera restarted (stop/start)")
 
     def close(self) -> None:
         """Stop and close the camera. Idempotent; errors while closing are logged."""
@@ -239,11 +313,13 @@ class Picamera2Source(FrameSource):
                 self._requested[1],
             )
 
-    def _count_drops(self, metadata: Any) -> None:
+    def _count_drops(self, metadata: Any) -> int | None:
+        """Count sensor frames missed since the last one; returns this frame's SensorTimestamp."""
         try:
             sensor_ns = int(metadata["SensorTimestamp"])
             duration_us = float(metadata["FrameDuration"])
         except (KeyError, TypeError, ValueError):
-            return  # no timing metadata: drops cannot be known, count none
+            return None  # no timing metadata: drops cannot be known, count none
         self.frames_dropped += frames_missed(self._last_sensor_ns, sensor_ns, duration_us)
         self._last_sensor_ns = sensor_ns
+        return sensor_ns

@@ -122,6 +122,51 @@ class CameraConfig:
     frame_timeout_s: float = setting(
         2.0, doc="A camera that delivers no frame within this time is a fault.", min=0.1, max=60
     )
+    metering: str = setting(
+        "centre",
+        doc="picamera2 exposure metering (AeMeteringMode): centre (weighted), spot (the middle "
+        "of the view: a phone screen held there is exposed for) or matrix.",
+        choices=("centre", "spot", "matrix"),
+    )
+    exposure_mode: str = setting(
+        "normal",
+        doc="picamera2 AeExposureMode: normal, short (prefers gain over long exposures: "
+        "less motion blur from a moving hand) or long.",
+        choices=("normal", "short", "long"),
+    )
+    exposure_value: float = setting(
+        0.0,
+        doc="picamera2 ExposureValue in stops: -1 halves the exposure (bright phone screens), "
+        "+1 doubles it (dark paper), 0 leaves the camera's own.",
+        min=-8.0,
+        max=8.0,
+    )
+    autofocus: str = setting(
+        "none",
+        doc="picamera2 autofocus (Camera Module 3): none (fixed-focus modules: nothing is set), "
+        "manual (lens fixed at lens_position), auto (one focus cycle at start) or continuous.",
+        choices=("none", "manual", "auto", "continuous"),
+    )
+    lens_position: float = setting(
+        4.0,
+        doc="With autofocus = manual: the lens position in dioptres (1 / distance in metres; "
+        "4.0 = 25 cm, 0 = infinity).",
+        min=0.0,
+        max=15.0,
+    )
+    af_range: str = setting(
+        "normal",
+        doc="With autofocus = auto or continuous: AfRange normal, macro (close codes only) "
+        "or full.",
+        choices=("normal", "macro", "full"),
+    )
+    stall_after_s: float = setting(
+        3.0,
+        doc="A camera whose frames stop advancing (the same capture time again) for this long "
+        "is stalled: reported and restarted (0: no stall detection).",
+        min=0.0,
+        max=600,
+    )
     loop: bool = setting(False, doc="files/video: start again at the end instead of stopping.")
 
 
@@ -157,6 +202,13 @@ class DecoderConfig:
         doc="While idle, a frame is decoded at least this often anyway.",
         min=0.05,
         max=10,
+    )
+    hold_steady_after_frames: int = setting(
+        4,
+        doc="Consecutive frames with a QR symbol seen but not read before the screen says "
+        "\"hold steady\" (0: never).",
+        min=0,
+        max=100,
     )
 
 

@@ -58,11 +58,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     decode.add_argument(
         "--max-frames",
-        type=int,
+        type=_positive,
         default=DEFAULT_MAX_FRAMES,
         help=f"frames decoded per file at most (default {DEFAULT_MAX_FRAMES})",
     )
     decode.set_defaults(handler=_decode)
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _decode(args: argparse.Namespace) -> int:
@@ -161,6 +172,8 @@ def describe(report: FileReport) -> str:
     summary = report.to_json()
     codes = ", ".join(f"{c['prefix']} {c['length']} chars" for c in summary["codes"])
     frames = summary["frames"]
+    if frames == 0:
+        return f"{report.path}: no frame in the file"
     if frames == 1:
         timing = f"in {summary['ms']:.1f} ms"
     else:

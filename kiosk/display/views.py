@@ -1,4 +1,4 @@
-"""The gate's other screens: emergency, scanner fault, tailgate, NIK entry/check, degraded idle.
+"""The gate's other screens: emergency, scanner fault, tailgate, NIK, degraded idle, hold steady.
 
 Each function returns a :class:`~kiosk.display.render.View` (what to show);
 :func:`~kiosk.display.render.draw_view` decides sizes, so every screen reads
@@ -65,6 +65,12 @@ NIK_CHECKING = Message(
     "CHECKING YOUR ID NUMBER…",
     "Mohon tunggu sebentar",
     "Please wait a moment",
+)
+HOLD_STEADY = Message(
+    "TAHAN SEBENTAR",
+    "HOLD STEADY",
+    "Kode QR terlihat: tahan ponsel diam, sedikit lebih jauh",
+    "QR code seen: keep the phone still, a little further away",
 )
 
 _CLOCK_OK = frozenset({"ok", "synced", "synchronised", "synchronized", "good", "dev"})
@@ -160,6 +166,11 @@ def nik_checking_view() -> View:
     return _message_view("nik_checking", NEUTRAL, NIK_CHECKING)
 
 
+def hold_steady_view() -> View:
+    """A code is seen but not yet read: the calm waiting colour, "hold steady"."""
+    return _message_view("hold_steady", NEUTRAL, HOLD_STEADY)
+
+
 def view_for(kind: str, decision: Decision | None, status: DeviceStatus | None = None) -> View:
     """The view for a gate screen request (see :class:`kiosk.gate.machine.ScreenRequest`).
 
@@ -177,6 +188,7 @@ def view_for(kind: str, decision: Decision | None, status: DeviceStatus | None =
         "tailgate": tailgate_view,
         "nik_prompt": nik_prompt_view,
         "nik_checking": nik_checking_view,
+        "hold_steady": hold_steady_view,
     }
     if kind not in builders:
         raise ValueError(f"unknown screen {kind!r}")

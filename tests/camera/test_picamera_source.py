@@ -143,7 +143,8 @@ class FakeRequest:
 
 class FakePicamera2:
     """Plays ``script``, one step per capture: a frame (gray array); ``"skip"`` (a sensor
-    frame that came and went unseen); ``"stall"`` (no frame within the timeout); or
+    frame that came and went unseen); ``"stall"`` (no frame within the timeout);
+    ``"repeat"`` (the last frame again, with its sensor timestamp); or
     ``("late", frame)`` (no frame within the timeout, but it lands just before the cancel)."""
 
     def __init__(self, script: list[Any]) -> None:
@@ -155,6 +156,7 @@ class FakePicamera2:
         self.waits: list[float | None] = []
         self.start_error: Exception | None = None
         self.pending: tuple[Future[FakeRequest], np.ndarray] | None = None
+        self.last = np.zeros((HEIGHT, WIDTH), np.uint8)
 
     def create_video_configuration(self, **kwargs: Any) -> dict[str, Any]:
         return kwargs
@@ -176,7 +178,10 @@ class FakePicamera2:
         step = self.script.pop(0)
         if isinstance(step, np.ndarray):
             self.sensor_ns += 66_666_000
+            self.last = step
             job.set_result(self._request(step))
+        elif isinstance(step, str) and step == "repeat":  # the same exposure again (a stall)
+            job.set_result(self._request(self.last))
         elif isinstance(step, tuple):
             self.pending = (job, step[1])
         return job  # "stall": never completes
@@ -219,7 +224,9 @@ def test_reads_gray_frames_from_the_lores_stream_and_releases_every_request() ->
     assert camera.waits == [0.5, 0.5]
     assert camera.config is not None
     assert camera.config["lores"] == {"size": (WIDTH, HEIGHT), "format": "YUV420"}
-    assert camera.config["controls"] == {"FrameRate": 15.0}
+    assert camera.config["controls"] == {
+        "FrameRate": 15.0, "AeMeteringMode": 0, "AeExposureMode": 0, "ExposureValue": 0.0,
+    }  # fmt: skip
     assert camera.calls == ["start", "stop", "close"]
 
 
@@ -278,3 +285,74 @@ def test_no_camera_connected_is_a_camera_error() -> None:
 
     with pytest.raises(CameraError, match="cannot open the Pi camera"):
         Picamera2Source(CFG, camera_factory=no_camera)
+
+
+def test_frames_carry_the_sensor_time_and_a_stall_restarts_the_same_camera_object() -> None:
+    from kiosk.peripherals import FaultBoard, RetryingFrameSource
+
+    camera = FakePicamera2([scene("A"), *["repeat"] * 8, scene("B")])
+    made: list[FakePicamera2] = []
+    clock = FakeClock()
+
+    def opener() -> Picamera2Source:
+        made.append(camera)
+        return Picamera2Source(CFG, camera_factory=lambda: camera, clock=clock)
+
+    board = FaultBoard()
+    source = RetryingFrameSource(opener, board, timeout_s=0.5, stall_after_s=0.1,
+                                 monotonic=clock, wait=clock.sleep)  # fmt: skip
+    first = source.read()
+    assert first is not None and first.sensor_timestamp == pytest.approx(0.066666)
+    with pytest.raises(CameraTimeout, match="stalled"):
+        source.read()  # the repeated exposures are not delivered; then it is a stall
+    assert camera.calls == ["start", "stop", "start"]  # stop/start in place, never re-created
+    assert len(made) == 1 and source.restarts == 1
+    assert board.faults["camera"].startswith("stalled")
+    second = source.read()
+    assert second is not None and decode(second.gray) == ["B"]
+    assert "camera" not in board.faults
+    assert all(r.released for r in camera.requests)
+    source.close()
+
+
+def test_screen_reading_controls_reach_the_camera_and_missing_ones_are_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dataclasses import replace
+
+    camera = FakePicamera2([scene("PHONE")])
+    # A Camera Module 3 offers autofocus; this one (like a v2 module) does not.
+    camera.camera_controls = {  # type: ignore[attr-defined]
+        name: (0, 1, 0) for name in ("AeMeteringMode", "AeExposureMode", "ExposureValue")
+    }
+    cfg = replace(CFG, metering="spot", exposure_mode="short", exposure_value=-1.0,
+                  autofocus="manual", lens_position=5.0)  # fmt: skip
+    with Picamera2Source(cfg, camera_factory=lambda: camera) as source:
+        assert decode(source.read().gray) == ["PHONE"]
+    assert camera.config is not None
+    assert camera.config["controls"] == {
+        "FrameRate": 15.0, "AeMeteringMode": 1, "AeExposureMode": 1, "ExposureValue": -1.0,
+    }  # fmt: skip
+    assert "no AfMode, LensPosition control(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("autofocus", "expected"),
+    [
+        ("none", {}),
+        ("manual", {"AfMode": 0, "LensPosition": 4.0}),
+        ("auto", {"AfMode": 1, "AfRange": 2, "AfTrigger": 0}),
+        ("continuous", {"AfMode": 2, "AfRange": 2}),
+    ],
+)
+def test_autofocus_settings_map_to_libcamera_controls(
+    autofocus: str, expected: dict[str, object]
+) -> None:
+    from dataclasses import replace
+
+    from kiosk.camera.picamera import camera_controls
+
+    cfg = replace(CFG, autofocus=autofocus, af_range="full")
+    controls, skipped = camera_controls(cfg)
+    assert {k: v for k, v in controls.items() if k.startswith(("Af", "Lens"))} == expected
+    assert skipped == []

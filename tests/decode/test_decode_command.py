@@ -185,3 +185,19 @@ def test_the_configured_backend_and_isolation_are_used(
     status, out = run(capsys, str(path), "--config", str(config), "--no-isolate")
     assert status == 0
     assert out.splitlines()[0] == "decoder: pyzbar"
+
+
+def test_a_file_without_frames_and_a_bad_frame_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kiosk.decode.commands import describe
+    from kiosk.decode.probe import FileReport
+
+    assert (
+        describe(FileReport(tmp_path / "empty.mp4"))
+        == f"{tmp_path / 'empty.mp4'}: no frame in the file"
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["decode", "--max-frames", "0", str(tmp_path)])
+    assert info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from kiosk.display.views import (
     FAULT,
     DeviceStatus,
     emergency_view,
+    hold_steady_view,
     nik_prompt_view,
     scanner_fault_view,
     status_from_health,
@@ -47,6 +48,12 @@ SCREENS: list[tuple[str, View, tuple[int, int, int], list[str]]] = [
         ["3171 •••• •••• 0001"],
     ),
     ("idle_degraded", view_for("idle", None, STALE), NEUTRAL, ["Clock not synchronised"]),
+    (
+        "hold_steady",
+        hold_steady_view(),
+        NEUTRAL,
+        ["TAHAN SEBENTAR", "HOLD STEADY", "Kode QR terlihat", "a little further away"],
+    ),
 ]
 
 
