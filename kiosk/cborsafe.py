@@ -69,7 +69,7 @@ class Limits:
 
     Attributes:
         max_bytes: largest encoded size.
-        max_depth: deepest nesting of arrays, maps and tags (a top-level scalar is 1).
+        max_depth: deepest nesting of arrays, maps and tags (an array of scalars is 1).
         max_items: most data items in total (a map pair counts two).
         tags: tags ``cbor2`` may interpret, a subset of :data:`DATE_TAGS`.
         text_keys: map keys must be text or byte strings.
@@ -289,7 +289,8 @@ def check_bounds(data: bytes, *, max_depth: int, max_items: int) -> None:
 
     Args:
         data: the encoded CBOR.
-        max_depth: largest nesting of arrays, maps and tags (top level is 1).
+        max_depth: largest nesting of non-empty arrays and maps and of tags
+            (an array of scalars is 1; an empty container adds no level).
         max_items: largest total number of data items (map pairs count twice).
     """
     pos, items = 0, 0
@@ -317,8 +318,9 @@ def check_bounds(data: bytes, *, max_depth: int, max_items: int) -> None:
             count = value * 2 if major == 5 else value if major == 4 else 1
             if count > max_items:
                 raise CborError(f"container of {count} items")
-            pending.append(count)
-            if len(pending) - 1 > max_depth:
-                raise CborError(f"nesting deeper than {max_depth}")
+            if count:  # an empty container nests nothing (as cbor2's max_depth counts)
+                pending.append(count)
+                if len(pending) - 1 > max_depth:
+                    raise CborError(f"nesting deeper than {max_depth}")
     if pos != end:
         raise CborError("bytes after the CBOR item")

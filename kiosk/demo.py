@@ -155,7 +155,7 @@ class _Reporter:
 
 def _line(sample: Sample, decision: Decision, pins: dict[str, bool]) -> str:
     verdict = "ALLOWED" if decision.allowed else "DENIED "
-    message = message_for(decision.reason)
+    message = message_for(decision.reason, decision.input)
     states = " ".join(f"{name}={'on' if on else 'off'}" for name, on in pins.items())
     return (
         f"{sample.name:<24} {verdict} {decision.reason:<17} {states:<38} "

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.atomic import atomic_write
 from kiosk.cborsafe import shown
 from kiosk.errors import DocumentError, VerificationError
 from kiosk.verify.cose import parse_sign1
@@ -98,6 +99,37 @@ def verify_document(
     return message.payload
 
 
+# Fixed codes for refused documents, matched on the messages this package writes
+# (first match wins); used for the operators' ``refused.<surface>`` counters.
+_REFUSAL_CODES = (
+    ("CBOR tag", "cbor_tag"),
+    ("duplicate map key", "cbor_duplicate_key"),
+    ("nesting", "cbor_too_deep"),
+    ("items", "cbor_too_many_items"),
+    ("larger than", "too_large"),
+    ("above the limit", "too_large"),
+    ("cannot read", "unreadable"),
+    ("rollback", "rollback"),
+    ("bad signature", "bad_signature"),
+    ("unknown authority key", "unknown_signer"),
+    ("signature algorithm", "bad_algorithm"),
+    ("expected 'application/", "wrong_content_type"),
+    ("expired", "expired"),
+)
+
+
+def refusal_code(exc: DocumentError) -> str:
+    """A short fixed code for why a document was refused (``malformed`` when unclassified).
+
+    Never the content: for counters and events (``kiosk.telemetry.refused``).
+    """
+    text = str(exc)
+    for phrase, code in _REFUSAL_CODES:
+        if phrase in text:
+            return code
+    return "malformed"
+
+
 def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
     """Write an authority private key as PEM (PKCS#8, mode 0600)."""
     pem = key.private_bytes(
@@ -105,8 +137,8 @@ def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.touch(mode=0o600, exist_ok=True)
-    path.write_bytes(pem)
+    # Atomic and 0600 on the new file itself: never the mode of a file already there.
+    atomic_write(path, pem, mode=0o600)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

@@ -4,7 +4,11 @@ One :class:`Message` per :class:`kiosk.decision.Reason`; the table is checked
 complete at import so a new reason code cannot ship without its texts. Titles
 are short capitals, read from 1.5 m; hints say what the traveller should do
 next. Texts never reveal more than needed in a queue: a positive test is shown
-as "not accepted", not as "positive".
+as "not accepted", not as "positive"; a typed NIK that is not on the list and
+one whose holder has just entered get the same "not accepted" screen
+(:func:`message_for` with the input kind), so whoever knows a NIK cannot learn
+from the screen whether that person is inside.  Staff, logs and counts keep
+the real reason.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ _MESSAGES: dict[Reason, Message] = {
         "INVALID ID NUMBER (NIK)",
         ("Periksa 16 digit NIK lalu coba lagi", "Check the 16-digit NIK and try again"),
     ),
-    Reason.NIK_NOT_LISTED: _m("NIK TIDAK TERDAFTAR", "ID NUMBER NOT REGISTERED", _ASK_STAFF),
+    Reason.NIK_NOT_LISTED: _m("NIK TIDAK DITERIMA", "ID NUMBER NOT ACCEPTED", _ASK_STAFF),
     Reason.NIK_DISABLED: _m("NIK TIDAK AKTIF", "ID NUMBER NOT ACTIVE", _ASK_STAFF),
     Reason.NIK_RATE_LIMITED: _m(
         "TERLALU BANYAK PERCOBAAN",
@@ -156,8 +160,21 @@ _CERT_TYPE_LABELS: dict[CertType, tuple[str, str]] = {
 _NIK_LABEL = ("NIK terdaftar", "Registered ID number (NIK)")
 
 
-def message_for(reason: Reason) -> Message:
-    """The bilingual message for ``reason``; every :class:`Reason` has one."""
+# Typed-NIK refusals that concern the holder, not the input: one screen for all
+# of them (the anti-passback one would tell a NIK's knower that its holder is inside).
+_NIK_HOLDER_REASONS = frozenset({Reason.NIK_NOT_LISTED, Reason.ALREADY_ADMITTED})
+
+
+def message_for(reason: Reason, input: InputKind = InputKind.QR) -> Message:
+    """The bilingual traveller message for ``reason``; every :class:`Reason` has one.
+
+    For a typed NIK (``input`` NIK) the refusals about its holder --
+    not listed, or already admitted within the anti-passback window -- share
+    the not-listed screen.  A QR holder already holds the certificate, so the
+    QR screen keeps saying "already used".
+    """
+    if input is InputKind.NIK and reason in _NIK_HOLDER_REASONS:
+        return _MESSAGES[Reason.NIK_NOT_LISTED]
     return _MESSAGES[reason]
 
 

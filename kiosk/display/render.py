@@ -104,7 +104,7 @@ def decision_view(decision: Decision) -> View:
     specific reason, then what to do next. A manual KTP check waiting for staff
     gets the calm idle colour.
     """
-    msg = message_for(decision.reason)
+    msg = message_for(decision.reason, decision.input)
     if decision.reason is Reason.NIK_STAFF_CHECK:
         # Not a refusal yet: staff are about to look at the KTP. Calm, not red.
         return View("waiting", NEUTRAL, _titles(msg), _hints(msg))

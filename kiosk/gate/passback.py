@@ -15,15 +15,18 @@ stepped forwards, they end early.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import logging
 import os
 import secrets
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 
+from kiosk.atomic import atomic_write
 from kiosk.closing import Closing
 from kiosk.errors import TelemetryError
 
@@ -32,29 +35,62 @@ log = logging.getLogger(__name__)
 SECRET_FILE = "passback.key"
 DB_FILE = "passback.sqlite"
 SECRET_BYTES = 32
+_SECRET_MAX_BYTES = 1024  # a longer "secret" is not ours
 
 
 def load_secret(data_dir: Path) -> bytes:
-    """The per-device secret, created (0600) on first use.
+    """The per-device secret, created (0600, atomically) on first use.
+
+    An existing file is used only when it is a regular file (a symlink is not
+    followed) owned by this process's user and writable by no one else; one
+    that others may also read gets mode 0600 (with a warning).  A short,
+    foreign-owned, group/other-writable or symlinked secret is replaced by a
+    new one: its content may have been planted, so hashes made with it prove
+    nothing.  A replacement is always written 0600, never inheriting the old
+    file's mode.
 
     Raises:
         OSError: the folder or file cannot be read or written.
     """
     path = data_dir / SECRET_FILE
-    try:
-        secret = path.read_bytes()
-        if len(secret) >= SECRET_BYTES:
-            return secret
-        log.warning("anti-passback secret %s too short; making a new one", path)
-    except FileNotFoundError:
-        pass
+    secret = _existing_secret(path)
+    if secret is not None:
+        return secret
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_bytes(SECRET_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
-        f.flush()
-        os.fsync(f.fileno())
+    atomic_write(path, secret, mode=0o600)
+    return secret
+
+
+def _existing_secret(path: Path) -> bytes | None:
+    """The usable secret at ``path``, or None when there is none or it must be replaced."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        log.warning("anti-passback secret %s is a symlink; replacing it", path)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            log.warning("anti-passback secret %s is not a regular file; replacing it", path)
+            return None
+        mode = stat.S_IMODE(info.st_mode)
+        if info.st_uid != os.geteuid() or mode & 0o022:
+            log.warning("anti-passback secret %s is owned by uid %d with mode %o: it may have "
+                        "been planted; replacing it", path, info.st_uid, mode)
+            return None
+        secret = handle.read(_SECRET_MAX_BYTES + 1)
+        if not SECRET_BYTES <= len(secret) <= _SECRET_MAX_BYTES:
+            log.warning("anti-passback secret %s has the wrong length; making a new one", path)
+            return None
+        if mode & 0o077:
+            log.warning("anti-passback secret %s was readable by others (mode %o); "
+                        "mode set to 600", path, mode)
+            os.fchmod(handle.fileno(), 0o600)
     return secret
 
 

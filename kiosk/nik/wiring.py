@@ -16,7 +16,8 @@ from kiosk.nik.manual import ManualAudit, ManualCheck
 from kiosk.nik.ratelimit import TokenBucket
 from kiosk.nik.store import install_list, load_installed
 from kiosk.nik.verifier import NikVerifier
-from kiosk.signing import generate_authority_key, load_public_keys
+from kiosk.signing import generate_authority_key, load_public_keys, refusal_code
+from kiosk.telemetry.refused import note_refused
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def load_list(config: NikConfig, authority_keys: Path) -> StatusList | None:
         )
     except DocumentError as exc:
         log.error("NIK status list not usable: %s", exc)
+        note_refused("nik", refusal_code(exc))
         return None
 
 

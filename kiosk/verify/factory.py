@@ -18,7 +18,8 @@ from pathlib import Path
 
 from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
 from kiosk.errors import ConfigError, DocumentError
-from kiosk.signing import load_public_keys
+from kiosk.signing import load_public_keys, refusal_code
+from kiosk.telemetry.refused import note_refused
 from kiosk.verify.bundlefile import floor_path, raise_floor, read_installed
 from kiosk.verify.clock import AdjtimexProbe, FixedProbe, SyncProbe, TimesyncdProbe, TrustedClock
 from kiosk.verify.hc1 import Verifier
@@ -101,6 +102,7 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
         bundle = read_installed(path, load_public_keys(cfg.authority_keys))
     except DocumentError as exc:
         _log.error("trust bundle %s refused: %s", path, exc)
+        note_refused("bundle", refusal_code(exc))
         return TrustMaterial.none()
     if bundle is None:
         _log.error("no trust bundle installed at %s: every scan is denied", path)

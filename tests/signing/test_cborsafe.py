@@ -225,3 +225,30 @@ def test_a_repeated_key_is_always_refused(entries: dict[str, int], data: st.Data
     encoded = bytes([0xA0 + len(pairs)]) + b"".join(pairs) if len(pairs) < 24 else b""
     with pytest.raises(CborError, match="duplicate map key"):
         loads(encoded, TEXT_KEYS)
+
+
+def test_large_inputs_decode_exactly_through_the_reused_decoder() -> None:
+    limits = Limits(max_bytes=1 << 22, max_depth=4, max_items=100_000, text_keys=True)
+    for size in (4095, 4097, 70_000):
+        value = {"blob": bytes(range(256)) * (size // 256), "list": list(range(size // 10))}
+        assert loads(cbor2.dumps(value), limits) == value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x81" * 8 + b"\x80", b"\x81" * 9 + b"\x80", b"\x81" * 7 + b"\xa0", b"\x81" * 8 + b"\xc1\x01",
+     b"\x81" * 7 + b"\xc1\x01", b"\x81" * 8 + b"\xa1\x01\x01", b"\x81" * 7 + b"\xa1\x01\x81\x01"],
+)
+def test_the_item_walk_counts_depth_as_cbor2_does(data: bytes) -> None:
+    """Short inputs skip the walk: both must agree, or length would change the answer."""
+    try:
+        cbor2.loads(data, max_depth=8)
+        by_cbor2 = True
+    except cbor2.CBORDecodeError:
+        by_cbor2 = False
+    try:
+        check_bounds(data, max_depth=8, max_items=100)
+        by_walk = True
+    except CborError:
+        by_walk = False
+    assert by_walk == by_cbor2

@@ -95,3 +95,14 @@ def test_bad_key_file_is_an_error(tmp_path: Path) -> None:
 def test_arbitrary_bytes_are_refused_cleanly(blob: bytes) -> None:
     with pytest.raises(DocumentError):
         verify_document(blob, TRUSTED, content_type=TRUST_BUNDLE)
+
+
+def test_private_key_is_owner_only_even_over_a_0644_file(tmp_path: Path) -> None:
+    import stat
+
+    path = tmp_path / "authority.key"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    save_private_key(AUTHORITY, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_private_key(path).public_key() == AUTHORITY.public_key()
