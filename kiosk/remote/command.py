@@ -38,6 +38,8 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk import cborsafe
+from kiosk.cborsafe import CborError, Limits
 from kiosk.config.ids import is_valid_id
 from kiosk.errors import DocumentError, KioskError
 from kiosk.signing import key_id, sign_document, verify_document
@@ -261,12 +263,16 @@ def _split(message: bytes) -> tuple[bytes, bytes]:
     return parts[0], parts[1]
 
 
+#: A certificate or command payload: one flat map of a few short fields.
+_PAYLOAD_LIMITS = Limits(max_bytes=MAX_COMMAND_BYTES, max_depth=3, max_items=128, text_keys=True)
+
+
 def _signed_map(payload: bytes) -> Mapping[str, Any]:
-    # Only called on payloads whose signature has been checked.
+    # Signed, but by an operator key: still read with the bounded reader.
     try:
-        value = cbor2.loads(payload)
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError):
-        raise CommandRefused(Refusal.MALFORMED, "signed payload is not CBOR") from None
+        value = cborsafe.loads(payload, _PAYLOAD_LIMITS)
+    except CborError:
+        raise CommandRefused(Refusal.MALFORMED, "signed payload is not plain CBOR") from None
     if not isinstance(value, dict) or value.get("v") != 1:
         raise CommandRefused(Refusal.MALFORMED, "signed payload is not a version-1 map")
     return value

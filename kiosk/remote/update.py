@@ -40,6 +40,8 @@ from pathlib import Path
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk import cborsafe
+from kiosk.cborsafe import CborError, Limits
 from kiosk.errors import DocumentError
 from kiosk.remote import probation
 from kiosk.signing import sign_document, verify_document
@@ -62,6 +64,7 @@ MAX_PROBATION_BOOTS = probation.MAX_PROBATION_BOOTS
 MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+_-]{0,31}")
 STATE_FILE = probation.STATE_FILE
+_MANIFEST_LIMITS = Limits(max_bytes=4096, max_depth=2, max_items=32, text_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,10 @@ def read_update_manifest(blob: bytes, keys: Iterable[Ed25519PublicKey]) -> Updat
         DocumentError: not signed by an authority key, or a field out of bounds.
     """
     payload = verify_document(blob, list(keys), content_type=UPDATE_MANIFEST, max_bytes=4096)
-    doc = cbor2.loads(payload)  # signed by the authority: trusted to be small and plain
+    try:
+        doc = cborsafe.loads(payload, _MANIFEST_LIMITS)
+    except CborError:
+        raise DocumentError("update manifest is not plain CBOR") from None
     if not isinstance(doc, dict) or doc.get("v") != 1:
         raise DocumentError("update manifest is not a version-1 map")
     version, digest, size = doc.get("version"), doc.get("sha256"), doc.get("size")
