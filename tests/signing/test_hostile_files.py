@@ -40,7 +40,9 @@ print(json.dumps({"rc": rc, "elapsed": elapsed, "cpu": cpu, "peak": peak,
 
 # A shared-reference file is refused by the tag rule, or by the item/depth walk that runs first.
 REFUSAL = r"tag 2[89] \(shared (value|reference)\)|nesting deeper than|more than \d+ items"
-LIMIT_S = 0.1
+# The target is 0.1 s (measured 17-23 ms per command, docs/security.md); a test
+# on a shared 2-core machine bounds it loosely: the unbounded reader took minutes.
+LIMIT_S = 1.0
 LIMIT_BYTES = 50 * 1024 * 1024
 
 
