@@ -16,11 +16,10 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kiosk.certlogic.dates import CertLogicError
-from kiosk.certlogic.rules import RuleSet, compile_rule_set
-from kiosk.certlogic.valuesets import load_value_sets
+if TYPE_CHECKING:
+    from kiosk.certlogic.rules import RuleSet
 
 MAX_RULES_BYTES = 4 << 20
 MAX_PAYLOADS_BYTES = 16 << 20
@@ -61,6 +60,8 @@ def _country(text: str) -> str:
 
 def read_json(path: Path, limit: int) -> Any:
     """Parse ``path`` after checking its size; :class:`CertLogicError` names file and reason."""
+    from kiosk.certlogic.dates import CertLogicError
+
     try:
         with path.open("rb") as handle:
             blob = handle.read(limit + 1)
@@ -79,6 +80,9 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _check(args: argparse.Namespace) -> int:
+    # Imported here: the kiosk command line registers every area at start-up.
+    from kiosk.certlogic.dates import CertLogicError
+
     try:
         rules = _load_rules(args.rules, args.valuesets)
         payloads = _load_payloads(args.payloads)
@@ -93,6 +97,10 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _load_rules(path: Path, valuesets: Path | None) -> RuleSet:
+    from kiosk.certlogic.dates import CertLogicError
+    from kiosk.certlogic.rules import compile_rule_set
+    from kiosk.certlogic.valuesets import load_value_sets
+
     raw = read_json(path, MAX_RULES_BYTES)
     value_sets = load_value_sets(valuesets) if valuesets is not None else None
     try:
@@ -102,6 +110,8 @@ def _load_rules(path: Path, valuesets: Path | None) -> RuleSet:
 
 
 def _load_payloads(path: Path) -> list[dict[str, Any]]:
+    from kiosk.certlogic.dates import CertLogicError
+
     payloads = read_json(path, MAX_PAYLOADS_BYTES)
     if type(payloads) is not list:
         payloads = [payloads]
