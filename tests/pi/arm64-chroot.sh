@@ -45,6 +45,14 @@ for fs in proc sys dev dev/pts; do
     mounted+=("$root/$fs")
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# Behind a TLS-inspecting proxy the chroot needs the host's extra CAs for pip
+# (EXTRA_CA_DIR, default the host's /usr/local/share/ca-certificates).
+extra_ca="${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}"
+if compgen -G "$extra_ca/*.crt" >/dev/null; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp "$extra_ca"/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 || log "update-ca-certificates failed"
+fi
 
 log "copying the checkout into $root/opt/src/kiosk"
 rm -rf "$root/opt/src/kiosk"
