@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, fuzz_runs_done
 
 FUZZ = REPO_ROOT / "fuzz" / "fuzz_cbor.py"
 HARNESS = REPO_ROOT / "fuzz" / "cbor_harness.py"
@@ -36,7 +36,7 @@ def test_atheris_bounded_run(tmp_path: Path) -> None:
          f"-artifact_prefix={artifacts}/", str(corpus)],
         capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "Done 5000 runs" in run.stderr
+    assert fuzz_runs_done(run.stderr) >= 5000, run.stderr[-2000:]
     assert not list(artifacts.iterdir())
 
 
