@@ -223,6 +223,9 @@ class MqttLink:
         self._releases = releases
         # Chunk topics the release receiver asked for: subscribed again on every connect.
         self._extra_topics: set[str] = set()
+        # True from the moment a connect has taken its copy of the topics: from then on
+        # subscribe() subscribes itself (guarded by _lock, so no topic falls in between).
+        self._extras_live = False
         self._on_command = on_command
         self._birth_seen = False
         self._client_id = client_id
@@ -322,16 +325,18 @@ class MqttLink:
         """Subscribe at QoS 1 now (if connected) and on every later connect."""
         with self._lock:
             self._extra_topics.add(topic)
+            live = self._extras_live
         client = self._client
-        if client is not None and self._connected.is_set():
+        if client is not None and live:
             client.subscribe(topic, qos=1)
 
     def unsubscribe(self, topic: str) -> None:
         """Forget a topic added with :meth:`subscribe`."""
         with self._lock:
             self._extra_topics.discard(topic)
+            live = self._extras_live
         client = self._client
-        if client is not None and self._connected.is_set():
+        if client is not None and live:
             client.unsubscribe(topic)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
@@ -463,6 +468,7 @@ class MqttLink:
         if self._releases is not None:
             with self._lock:
                 extra = sorted(self._extra_topics)
+                self._extras_live = True
             for topic in [*self._releases.topics(), *extra]:
                 client.subscribe(topic, qos=1)
         self._connected.set()
@@ -485,6 +491,8 @@ class MqttLink:
             return
         was_connected = self._connected.is_set()
         self._connected.clear()
+        with self._lock:
+            self._extras_live = False
         oversize, self._oversize = self._oversize, None
         refused, self._connack_refused = self._connack_refused, False
         if self._closing:
