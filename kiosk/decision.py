@@ -64,6 +64,15 @@ class Reason(enum.StrEnum):
     UNKNOWN_COUNTRY = "unknown_country"  # co
 
 
+#: Reasons that mean the scanned text is not a well-formed certificate at all: the
+#: QR surface's refusals (``refused.qr`` in the status), as opposed to verdicts on
+#: a certificate that could be read.
+MALFORMED_QR = frozenset({
+    Reason.NOT_HC1, Reason.BASE45_INVALID, Reason.ZLIB_INVALID, Reason.PAYLOAD_TOO_LARGE,
+    Reason.COSE_INVALID, Reason.CBOR_INVALID,
+})
+
+
 class InputKind(enum.StrEnum):
     """Where the credential came from."""
 

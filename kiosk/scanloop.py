@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from kiosk.decision import Decision, InputKind, Reason
+from kiosk.decision import MALFORMED_QR, Decision, InputKind, Reason
 from kiosk.decode import Decoder, IdleThrottle, RepeatFilter
 from kiosk.decode.progress import SeenNotRead
 from kiosk.display import NullScreen, Screen
@@ -47,6 +47,7 @@ from kiosk.nik.verifier import is_pending
 from kiosk.nik.worker import NikCheck
 from kiosk.remote.runner import CommandRunner
 from kiosk.telemetry import CountStore, MqttPublisher
+from kiosk.telemetry.refused import note_refused
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
@@ -416,6 +417,8 @@ class ScanLoop:
         now = self._monotonic()
         wall_s = self._wall_clock().timestamp()
         decision = self._guarded(lambda: self.driver.admit(decision, now, wall_s))
+        if decision.reason in MALFORMED_QR and decision.input is InputKind.QR:
+            note_refused("qr", decision.reason.value)  # the code only, never the text
         if final:
             self.stats.scans += 1
             if decision.allowed:
