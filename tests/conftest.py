@@ -130,10 +130,3 @@ def artifacts_dir() -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def fuzz_runs_done(stderr: str) -> int:
-    """How many inputs a libFuzzer (atheris) run reports; it may overshoot ``-runs`` a little."""
-    import re
-
-    found = re.findall(r"Done (\d+) runs", stderr)
-    return int(found[-1]) if found else 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,52 +10,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.certlogic.suites import shared_dir
-from tests.conftest import REPO_ROOT, fuzz_runs_done
+from tests.conftest import REPO_ROOT
+from tests.fuzzrun import bounded_run, load_module, needs_atheris
 
 FUZZ = REPO_ROOT / "fuzz" / "fuzz_certlogic.py"
 
 
 def _target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_certlogic", FUZZ)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(FUZZ)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris not installed")
+def _more_than(corpus: Path, count: int) -> None:
+    assert len(list(corpus.iterdir())) > count  # shared seeds + own samples
+
+
+@needs_atheris
 def test_atheris_bounded_run(tmp_path: Path) -> None:
     """20,000 libFuzzer iterations (~2 s) from the suites' expressions as seeds."""
     shared_dir("certlogic")
-    corpus, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
-    artifacts.mkdir()
-    made = subprocess.run(
-        [sys.executable, str(FUZZ), "--make-corpus", str(corpus)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-    )
-    assert made.returncode == 0, made.stderr
-    assert len(list(corpus.iterdir())) > 250
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(FUZZ),
-            "-runs=20000",
-            "-seed=1",
-            "-max_total_time=60",
-            f"-artifact_prefix={artifacts}/",
-            str(corpus),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert fuzz_runs_done(run.stderr) >= 20000, run.stderr[-2000:]
-    assert not list(artifacts.iterdir())
+    bounded_run(FUZZ, 20000, tmp_path, corpus_check=lambda corpus: _more_than(corpus, 250))
 
 
 TARGET = _target()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import cbor2
 import pytest
@@ -16,36 +14,26 @@ from hypothesis import strategies as st
 from kiosk.errors import DocumentError
 from kiosk.verify.bundle import TrustBundle
 from kiosk.verify.cborlimits import CborBoundsError, check_bounds
-from tests.conftest import REPO_ROOT, fuzz_runs_done
+from tests.conftest import REPO_ROOT
+from tests.fuzzrun import bounded_run, load_module, needs_atheris
 
 FUZZ = REPO_ROOT / "fuzz" / "fuzz_verify.py"
 HARNESS = REPO_ROOT / "fuzz" / "harness.py"
 
 
-def _load_target():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("harness", HARNESS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _load_target() -> ModuleType:
+    return load_module(HARNESS)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris not installed")
+def _more_than(corpus: Path, count: int) -> None:
+    assert len(list(corpus.iterdir())) > count  # shared seeds + own samples
+
+
+@needs_atheris
 def test_atheris_bounded_run(tmp_path: Path) -> None:
     """3,000 libFuzzer iterations over the whole chain (~3 s) from the seed corpus."""
-    corpus, artifacts = tmp_path / "corpus", tmp_path / "artifacts"
-    artifacts.mkdir()
-    made = subprocess.run([sys.executable, str(FUZZ), "--make-corpus", str(corpus)],
-                          capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    assert made.returncode == 0, made.stderr
-    assert len(list(corpus.iterdir())) > 400  # shared DCC PREFIX strings + own samples
-    run = subprocess.run(
-        [sys.executable, str(FUZZ), "-runs=3000", "-seed=1", "-max_total_time=60",
-         f"-artifact_prefix={artifacts}/", str(corpus)],
-        capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert fuzz_runs_done(run.stderr) >= 3000, run.stderr[-2000:]
-    assert not list(artifacts.iterdir())
+    bounded_run(FUZZ, 3000, tmp_path, corpus_check=lambda corpus: _more_than(corpus, 400),
+                make_timeout=120, run_timeout=180)
 
 
 def test_hypothesis_fallback_of_the_same_target() -> None:
