@@ -14,10 +14,10 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.central.broker import parse_broker_url
 from kiosk.config.topics import fill_topic_root
 from kiosk.errors import ConfigError
 from kiosk.remote.command import ACTIONS, certify_operator, encode_command, sign_command
@@ -104,19 +104,11 @@ def _certify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _broker(url: str) -> tuple[str, int, bool]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigError(f"--broker {url[:80]!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
-    tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
-
-
 def mqtt_client(broker: str, tls: dict[str, Path | None] | None = None) -> Any:
     """A connected paho client (MQTT v5) for ``mqtt[s]://HOST:PORT``, TLS files optional."""
     import paho.mqtt.client as mqtt
 
-    host, port, use_tls = _broker(broker)
+    host, port, use_tls = parse_broker_url(broker)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if use_tls or (tls and tls.get("ca")):
         client.tls_set(

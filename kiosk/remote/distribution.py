@@ -233,11 +233,9 @@ class Assembly:
         """
         if not self.complete:
             raise ReleaseError(f"{self._missing} chunk(s) missing")
-        digest = hashlib.sha256()
         with open(self.path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != self.ref.sha256:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if digest != self.ref.sha256:
             raise ReleaseError(f"{self.ref.role} does not match its announced hash")
         return self.path
 

@@ -267,11 +267,8 @@ class Updater:
 
 
 def _sha256(path: Path) -> bytes:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 def _extract(artifact: Path, into: Path) -> None:

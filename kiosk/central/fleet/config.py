@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from kiosk.central.broker import parse_broker_url
 from kiosk.config.loader import Locator, load_tree
 from kiosk.config.schema import setting
 from kiosk.config.topics import topic_root_problem
@@ -170,16 +170,10 @@ def flag_overrides(
     """
     out: dict[str, Any] = {}
     if broker is not None:
-        parts = urlsplit(broker)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"--broker {broker[:80]!r}: expected mqtt://HOST:PORT or mqtts://")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigError(f"--broker {broker[:80]!r}: bad port") from None
-        out["mqtt.host"] = parts.hostname
-        out["mqtt.tls"] = parts.scheme == "mqtts"
-        out["mqtt.port"] = port or (8883 if parts.scheme == "mqtts" else 1883)
+        host, port, tls = parse_broker_url(broker)
+        out["mqtt.host"] = host
+        out["mqtt.tls"] = tls
+        out["mqtt.port"] = port
     if listen is not None:
         host, _, port_text = listen.rpartition(":")
         if not host or not port_text.isdigit():
