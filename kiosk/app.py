@@ -56,6 +56,7 @@ from kiosk.peripherals import (
 )
 from kiosk.remote.actions import MachineActions
 from kiosk.remote.installers import gate_installers
+from kiosk.remote.pull import ReleasePuller
 from kiosk.remote.receiver import ReleaseReceiver
 from kiosk.remote.replay import AcceptedCommands
 from kiosk.remote.runner import CommandInbox, CommandRunner
@@ -182,15 +183,32 @@ def build_app(
             if loop is not None:
                 loop.request_exit(EXIT_RESTART)
 
-        if config.remote.distribution and config.mqtt.enabled:
+        pushed = config.remote.distribution and config.mqtt.enabled
+        if pushed or config.remote.pull_url:
+            installers = gate_installers(config, restart=lambda: restart_after_update())
+        if pushed:
             releases = ReleaseReceiver(
                 topic_root=config.mqtt.topic_root,
                 site=config.device.site,
                 gate=config.device.gate,
                 staging=config.device.data_dir / "dist",
-                installers=gate_installers(config, restart=lambda: restart_after_update()),
+                installers=installers,
             )
             status_sources.add(releases.status)
+        if config.remote.pull_url:
+            # The HTTPS transport needs no broker: it runs whether MQTT is on or not.
+            puller = stack.enter_context(ReleasePuller(
+                base_url=config.remote.pull_url,
+                topic_root=config.mqtt.topic_root,
+                site=config.device.site,
+                gate=config.device.gate,
+                staging=config.device.data_dir / "pull",
+                installers=installers,
+                interval_s=config.remote.pull_interval_s,
+                ca_file=config.remote.pull_ca_file,
+            ))
+            status_sources.add(puller.status)
+            puller.start()
         publisher = None
         if config.mqtt.enabled:
             publisher = make_publisher(

@@ -38,7 +38,7 @@ from kiosk.remote.distribution import (
     split,
 )
 
-__all__ = ["prepare_release", "publish_release", "register", "scope_root"]
+__all__ = ["prepare_release", "publish_release", "register", "scope_root", "write_release_dir"]
 
 
 def register(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,6 +61,12 @@ def register(central: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--withdraw", action="store_true", help="remove this scope's offer instead of publishing"
     )
     publish.add_argument("--broker", default="mqtt://127.0.0.1:1883")
+    publish.add_argument(
+        "--out-dir",
+        type=Path,
+        help="write the release into this folder for a static HTTPS server "
+        "(gates with remote.pull_url) instead of publishing it to the broker",
+    )
     publish.add_argument("--topic-root", default=DEFAULT_TOPIC_ROOT)
     publish.add_argument("--tls-ca", type=Path)
     publish.add_argument("--tls-cert", type=Path)
@@ -214,11 +220,54 @@ def publish_release(
     return sent
 
 
+def write_release_dir(
+    release: Release | None, contents: dict[str, bytes], *, kind: str, root: str, out_dir: Path
+) -> int:
+    """Lay ``release`` out for the HTTPS pull transport (None withdraws); files written.
+
+    Files first, the descriptor last and atomically, as on the broker: a gate
+    polling meanwhile sees the old release or the new one, never a descriptor
+    whose files are missing. Files no longer named are removed afterwards.
+    """
+    from kiosk.atomic import atomic_write
+    from kiosk.remote.pull import file_path
+
+    descriptor = out_dir / f"{descriptor_topic(root, kind)}.json"
+    folder = out_dir / descriptor_topic(root, kind)
+    keep: set[str] = set()
+    written = 0
+    if release is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for ref in release.files:
+            atomic_write(out_dir / file_path(root, kind, ref.sha256), contents[ref.role])
+            keep.add(ref.sha256)
+            written += 1
+        atomic_write(descriptor, release.to_json())
+        written += 1
+    else:
+        descriptor.unlink(missing_ok=True)
+    if folder.is_dir():
+        for old in folder.iterdir():
+            if old.name not in keep:
+                old.unlink()
+    return written
+
+
 def _publish(args: argparse.Namespace) -> int:
     root = scope_root(args.topic_root, args.scope)
     tls = {"ca": args.tls_ca, "cert": args.tls_cert, "key": args.tls_key}
+
+    def send(release: Release | None, contents: dict[str, bytes]) -> int:
+        if args.out_dir is not None:
+            return write_release_dir(
+                release, contents, kind=args.kind, root=root, out_dir=args.out_dir
+            )
+        return publish_release(
+            release, contents, kind=args.kind, root=root, broker=args.broker, tls=tls
+        )
+
     if args.withdraw:
-        publish_release(None, {}, kind=args.kind, root=root, broker=args.broker, tls=tls)
+        send(None, {})
         print(f"{args.kind}: offer withdrawn from {root}")
         return 0
     try:
@@ -226,9 +275,7 @@ def _publish(args: argparse.Namespace) -> int:
     except DocumentError as exc:
         print(f"refused: {exc}; nothing was published", flush=True)
         return 1
-    sent = publish_release(
-        release, contents, kind=args.kind, root=root, broker=args.broker, tls=tls
-    )
+    sent = send(release, contents)
     size = sum(len(c) for c in contents.values())
     print(
         json.dumps(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from kiosk.config.ids import id_problem, quote
 from kiosk.config.topics import fill_topic_root, topic_prefix_problem, topic_root_problem
@@ -530,6 +531,18 @@ class NikConfig:
     )
 
 
+def pull_url_problem(url: str) -> str | None:
+    """Why ``url`` is not usable as remote.pull_url (empty means "pull is off")."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return f"{quote(url)} must be an https:// URL with a host"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return f"{quote(url)} must not carry a query, fragment or credentials"
+    return None
+
+
 @dataclass(frozen=True)
 class RemoteConfig:
     """Operators' signed commands over MQTT (docs/remote.md); off unless enabled."""
@@ -553,6 +566,19 @@ class RemoteConfig:
         "commands.json",
         doc="Accepted command ids until they expire (replay refusal), inside device.data_dir.",
         check=data_file_problem,
+    )
+    pull_url: str = setting(
+        "",
+        doc="https:// base URL to poll for releases (kiosk central publish --out-dir); "
+        "empty: off. Same checks as MQTT distribution; works without MQTT.",
+        check=pull_url_problem,
+    )
+    pull_interval_s: float = setting(
+        900.0, doc="Seconds between polls of remote.pull_url (each gate adds ±10 %).",
+        min=10, max=86400,
+    )
+    pull_ca_file: Path | None = setting(
+        None, doc="CA certificate (PEM) for remote.pull_url; unset: the system's CAs."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,15 @@ def gate_installers(
             return 0
         return manifest.version if manifest is not None else 0
 
+    # Two transports (MQTT and HTTPS pull) may finish a release at once: one install at a time,
+    # so each sees the version the other installed.
+    lock = threading.Lock()
+
     def install(kind: str, files: Mapping[str, Path]) -> int:
+        with lock:
+            return install_unlocked(kind, files)
+
+    def install_unlocked(kind: str, files: Mapping[str, Path]) -> int:
         if kind == "update":
             if updater is None:
                 raise DocumentError("software updates are off (remote.updates = false)")
