@@ -10,6 +10,15 @@ a site): ``_all`` can never be a real id (ids start with a letter or digit).
 Retained messages are what make a gate that was offline catch up: on every
 (re)connect the broker hands it the current descriptor and chunks.
 
+Trust bundles come in body formats (:data:`kiosk.verify.bundle.ACCEPTED_FORMATS`)
+and a fleet may run firmware that reads different ones. The centre may publish
+one variant per format of the same release: each on
+``<scope>/dist/trust/f<N>``, and the lowest also on the plain descriptor topic,
+which is all that firmware from before variants reads. A gate listens to the
+plain topic and to the variants it can read, and fetches the newest version,
+in the newest format it reads (:func:`choose`). An offer it cannot read is
+reported ("no readable format") instead of leaving the gate to go stale.
+
 Nothing here is trusted. The descriptor only says what to fetch: each chunk is
 written to a staging file at its offset, and a file is used only once its size
 and SHA-256 match; the content is then installed through exactly the checks of
@@ -37,16 +46,20 @@ __all__ = [
     "KINDS",
     "MAX_DESCRIPTOR_BYTES",
     "MAX_FILE_BYTES",
+    "MAX_FORMAT",
+    "VARIANT_KINDS",
     "Assembly",
     "FileRef",
     "Release",
     "ReleaseError",
+    "choose",
     "chunk_topic",
     "descriptor_topic",
     "parse_descriptor",
     "release_for",
     "scope_roots",
     "split",
+    "variant_topic",
 ]
 
 ALL = "_all"
@@ -59,6 +72,9 @@ MAX_DESCRIPTOR_BYTES = 4096
 #: The largest file a gate will stage (the signed-document limit).
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: Kinds published in format variants, and the highest format number a descriptor may name.
+VARIANT_KINDS = frozenset({"trust"})
+MAX_FORMAT = 99
 
 
 class ReleaseError(ValueError):
@@ -86,19 +102,20 @@ class Release:
     kind: str
     version: int
     files: tuple[FileRef, ...]
+    format: int | None = None  # the body format of a trust bundle; None: not stated
 
     def to_json(self) -> bytes:
         """The descriptor's wire form."""
-        return json.dumps(
-            {
-                "v": 1,
-                "kind": self.kind,
-                "version": self.version,
-                "chunk_bytes": CHUNK_BYTES,
-                "files": [{"role": f.role, "size": f.size, "sha256": f.sha256} for f in self.files],
-            },
-            sort_keys=True,
-        ).encode()
+        doc = {
+            "v": 1,
+            "kind": self.kind,
+            "version": self.version,
+            "chunk_bytes": CHUNK_BYTES,
+            "files": [{"role": f.role, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
+        if self.format is not None:
+            doc["format"] = self.format  # added within v1: older gates ignore it
+        return json.dumps(doc, sort_keys=True).encode()
 
 
 def scope_roots(topic_root: str, site: str, gate: str) -> tuple[str, str, str]:
@@ -115,12 +132,19 @@ def descriptor_topic(scope_root: str, kind: str) -> str:
     return f"{scope_root}/dist/{kind}"
 
 
+def variant_topic(scope_root: str, kind: str, body_format: int) -> str:
+    """Where a scope's release of ``kind`` in ``body_format`` is described (retained)."""
+    return f"{scope_root}/dist/{kind}/f{body_format}"
+
+
 def chunk_topic(scope_root: str, kind: str, sha256: str, index: int) -> str:
     """Where chunk ``index`` of the file with this SHA-256 lies (retained)."""
     return f"{scope_root}/dist/{kind}/{sha256}/{index}"
 
 
-def release_for(kind: str, version: int, files: dict[str, bytes]) -> Release:
+def release_for(
+    kind: str, version: int, files: dict[str, bytes], body_format: int | None = None
+) -> Release:
     """The descriptor of ``files`` (role → content) for the centre to publish."""
     if kind not in KINDS or set(files) != set(KINDS[kind]):
         raise ReleaseError(f"a {kind} release needs exactly: {', '.join(KINDS.get(kind, ()))}")
@@ -128,7 +152,30 @@ def release_for(kind: str, version: int, files: dict[str, bytes]) -> Release:
         FileRef(role, len(files[role]), hashlib.sha256(files[role]).hexdigest())
         for role in KINDS[kind]
     )
-    return Release(kind, version, refs)
+    return Release(kind, version, refs, body_format)
+
+
+def choose(
+    offers: list[tuple[Release, str]], readable: tuple[int, ...]
+) -> tuple[tuple[Release, str] | None, str]:
+    """The offer a gate that reads ``readable`` formats should fetch, and what it cannot read.
+
+    ``offers`` are ``(release, scope)`` pairs; a release that states no format is
+    tried (its install decides); ``readable`` empty means every format is. The
+    pick is the newest version, then the newest format. The second item is empty,
+    or says why the newest version offered is out of this gate's reach, so a
+    gate on older firmware reports it instead of silently going stale.
+    """
+    if not offers:
+        return None, ""
+    usable = [o for o in offers if not readable or o[0].format in (None, *readable)]
+    best = max(usable, key=lambda o: (o[0].version, o[0].format or 0), default=None)
+    newest = max(o[0].version for o in offers)
+    if best is not None and best[0].version == newest:
+        return best, ""
+    offered = ", ".join(sorted({str(o[0].format) for o in offers if o[0].version == newest}))
+    reads = ", ".join(map(str, readable))
+    return best, f"no readable format for v{newest} (offered {offered}; reads {reads})"
 
 
 def split(content: bytes) -> Iterator[tuple[int, bytes]]:
@@ -173,7 +220,13 @@ def parse_descriptor(payload: bytes, kind: str) -> Release:
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise ReleaseError(f"descriptor {role} sha256 is not 64 hex digits")
         refs.append(FileRef(role, size, digest))
-    return Release(kind, version, tuple(refs))
+    body_format = doc.get("format")
+    if body_format is not None and (
+        not isinstance(body_format, int) or isinstance(body_format, bool)
+        or not 1 <= body_format <= MAX_FORMAT
+    ):
+        raise ReleaseError(f"descriptor format is not an integer 1..{MAX_FORMAT}")
+    return Release(kind, version, tuple(refs), body_format)
 
 
 class Assembly:

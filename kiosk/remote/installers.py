@@ -13,6 +13,7 @@ from kiosk.nik.store import install_list, installed_manifest
 from kiosk.remote.receiver import Installers
 from kiosk.remote.update import Updater
 from kiosk.signing import load_public_keys
+from kiosk.verify.bundle import ACCEPTED_FORMATS
 from kiosk.verify.bundlefile import floor_path, install_bundle, read_floor, read_installed
 
 __all__ = ["gate_installers"]
@@ -71,4 +72,6 @@ def gate_installers(
         manifest = install_list(files["manifest"], files["data"], list_dir, keys, datetime.now(UTC))
         return manifest.version
 
-    return Installers(installed_version=installed_version, install=install)
+    return Installers(
+        installed_version=installed_version, install=install, readable={"trust": ACCEPTED_FORMATS}
+    )

@@ -49,6 +49,7 @@ from kiosk.remote.distribution import (
     FileRef,
     Release,
     ReleaseError,
+    choose,
     descriptor_topic,
     parse_descriptor,
     scope_roots,
@@ -173,19 +174,23 @@ class ReleasePuller(Closing):
     def _poll_kind(self, kind: str) -> None:
         offers: list[tuple[Release, str]] = []
         for scope in self._scopes:
-            payload = self._get(f"{descriptor_topic(scope, kind)}.json", MAX_DESCRIPTOR_BYTES)
-            if payload is None:
-                continue
-            try:
-                offers.append((parse_descriptor(payload, kind), scope))
-            except ReleaseError as exc:
-                raise PullError(f"descriptor: {exc}") from None
+            for topic in self._installers.descriptor_topics(scope, kind):
+                payload = self._get(f"{topic}.json", MAX_DESCRIPTOR_BYTES)
+                if payload is None:
+                    continue
+                try:
+                    offers.append((parse_descriptor(payload, kind), scope))
+                except ReleaseError as exc:
+                    raise PullError(f"descriptor: {exc}") from None
         if not offers:
             return
-        release, scope = max(offers, key=lambda pair: pair[0].version)
+        best, unreadable = choose(offers, self._installers.readable.get(kind, ()))
         installed = self._installers.installed_version(kind)
-        if release.version <= installed:
+        if best is None or best[0].version <= installed:
+            if unreadable:
+                raise PullError(unreadable)
             return
+        release, scope = best
         log.info("pull: fetching %s v%d (installed v%d)", kind, release.version, installed)
         with self._lock:
             self._status.state = "downloading"
@@ -200,6 +205,8 @@ class ReleasePuller(Closing):
             log.warning("pull: %s v%d installed", kind, version)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        if unreadable:
+            raise PullError(unreadable)
 
     def _fetch(self, scope: str, kind: str, ref: FileRef, folder: Path) -> Path:
         """Stream one file into ``folder``; its path once size and SHA-256 match."""

@@ -34,12 +34,15 @@ from kiosk.closing import Closing
 from kiosk.errors import DocumentError
 from kiosk.remote.distribution import (
     KINDS,
+    VARIANT_KINDS,
     Assembly,
     Release,
     ReleaseError,
+    choose,
     descriptor_topic,
     parse_descriptor,
     scope_roots,
+    variant_topic,
 )
 
 __all__ = ["THREAD_NAME", "Installers", "ReleaseReceiver", "Subscriber"]
@@ -51,6 +54,8 @@ THREAD_NAME = "kiosk-dist"
 QUEUE_MESSAGES = 512
 #: A download that made no progress for this long is asked for again.
 STALL_S = 30.0
+#: How long after a descriptor the offers of its kind are compared.
+SETTLE_S = 0.5
 
 
 class Subscriber(Protocol):
@@ -69,6 +74,16 @@ class Installers:
 
     installed_version: Callable[[str], int]
     install: Callable[[str, Mapping[str, Path]], int]
+    #: The body formats this gate reads, for kinds published in variants (empty: any).
+    readable: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def descriptor_topics(self, scope: str, kind: str) -> list[str]:
+        """The plain descriptor topic of ``kind`` and those of the variants this gate reads."""
+        variants = sorted(self.readable.get(kind, ()), reverse=True)
+        if kind not in VARIANT_KINDS:
+            variants = []
+        # Best first: the broker sends the retained descriptors in subscription order.
+        return [variant_topic(scope, kind, f) for f in variants] + [descriptor_topic(scope, kind)]
 
 
 @dataclass
@@ -107,7 +122,9 @@ class ReleaseReceiver(Closing):
         self._clock = clock
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(QUEUE_MESSAGES)
         self._downloads: dict[str, _Download] = {}  # kind -> download (thread only)
-        self._offers: dict[tuple[str, str], Release] = {}  # (kind, scope) -> newest descriptor
+        # (kind, scope, variant) -> the descriptor retained there; variant "" is the plain topic
+        self._offers: dict[tuple[str, str, str], Release] = {}
+        self._due: dict[str, float] = {}  # kind -> when to choose among its offers (thread only)
         self._subscriber: Subscriber | None = None
         self._lock = threading.Lock()  # guards _status
         self._status = _State()
@@ -118,7 +135,12 @@ class ReleaseReceiver(Closing):
 
     def topics(self) -> list[str]:
         """The descriptor topics to subscribe to on every connect."""
-        return [descriptor_topic(scope, kind) for scope in self._scopes for kind in KINDS]
+        return [
+            topic
+            for scope in self._scopes
+            for kind in KINDS
+            for topic in self._installers.descriptor_topics(scope, kind)
+        ]
 
     def wants(self, topic: str) -> bool:
         """Whether ``topic`` is one of this gate's distribution topics."""
@@ -159,19 +181,33 @@ class ReleaseReceiver(Closing):
 
     def _run(self) -> None:
         while True:
+            due = min(self._due.values(), default=None)
+            wait = 1.0 if due is None else min(1.0, max(0.0, due - self._clock()))
             try:
-                item = self._queue.get(timeout=1.0)
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
-                self._ask_again_if_stalled()
-                continue
-            if item is None:
-                return
-            try:
-                self._handle(*item)
-            except Exception:  # a bug here must not end distribution for good
-                log.exception("distribution: message handling failed")
+                pass
+            else:
+                if item is None:
+                    return
+                self._safely(self._handle, *item)
+            self._safely(self._consider_due)
             if self._queue.empty():
                 self._ask_again_if_stalled()
+
+    @staticmethod
+    def _safely(step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except Exception:  # a bug here must not end distribution for good
+            log.exception("distribution: message handling failed")
+
+    def _consider_due(self) -> None:
+        now = self._clock()
+        for kind, due in list(self._due.items()):
+            if now >= due:
+                del self._due[kind]
+                self._consider(kind)
 
     def _handle(self, topic: str, payload: bytes) -> None:
         scope = next((s for s in self._scopes if topic.startswith(f"{s}/dist/")), None)
@@ -182,34 +218,46 @@ class ReleaseReceiver(Closing):
         if kind not in KINDS:
             return
         if len(parts) == 1:
-            self._on_descriptor(kind, scope, payload)
+            self._on_descriptor(kind, scope, "", payload)
+        elif len(parts) == 2 and kind in VARIANT_KINDS and parts[1][:1] == "f":
+            self._on_descriptor(kind, scope, parts[1], payload)
         elif len(parts) == 3:
             self._on_chunk(kind, scope, parts[1], parts[2], payload)
 
-    def _on_descriptor(self, kind: str, scope: str, payload: bytes) -> None:
+    def _on_descriptor(self, kind: str, scope: str, variant: str, payload: bytes) -> None:
         if not payload:
-            self._offers.pop((kind, scope), None)  # the release was withdrawn
+            self._offers.pop((kind, scope, variant), None)  # the release was withdrawn
             return
         try:
             release = parse_descriptor(payload, kind)
+            if variant and variant != f"f{release.format}":
+                raise ReleaseError(f"descriptor on {variant} states format {release.format}")
         except ReleaseError as exc:
             self._refuse(kind, "descriptor", str(exc))
             return
-        self._offers[(kind, scope)] = release
-        self._consider(kind)
+        self._offers[(kind, scope, variant)] = release
+        # Descriptors come in a burst (a connect, or one publish of several variants):
+        # choose once the burst has settled, so the best variant is not beaten by the first.
+        self._due.setdefault(kind, self._clock() + SETTLE_S)
 
     def _consider(self, kind: str) -> None:
         """Start fetching the newest offered release of ``kind`` if it is newer."""
-        offers = [(r, s) for (k, s), r in self._offers.items() if k == kind]
+        offers = [(r, s) for (k, s, _v), r in self._offers.items() if k == kind]
         if not offers:
             return
-        release, scope = max(offers, key=lambda pair: pair[0].version)
+        best, unreadable = choose(offers, self._installers.readable.get(kind, ()))
+        if unreadable:
+            self._refuse(kind, "format", unreadable)
+        if best is None:
+            return
+        release, scope = best
         installed = self._installers.installed_version(kind)
         current = self._downloads.get(kind)
         if release.version <= installed:
             if current is not None:
                 self._drop(kind)
-            self._set_state("idle" if not self._downloads else "downloading")
+            if not unreadable:
+                self._set_state("idle" if not self._downloads else "downloading")
             return
         if current is not None and current.release == release and current.scope == scope:
             return

@@ -24,8 +24,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.app import build_app
-from kiosk.central.publish import prepare_release, publish_release, scope_root
+from kiosk.central.publish import (
+    offers_for,
+    prepare_release,
+    publish_offers,
+    publish_release,
+    scope_root,
+)
+from kiosk.remote import installers
 from kiosk.remote.distribution import CHUNK_BYTES, chunk_topic, descriptor_topic, release_for
+from kiosk.signing import TRUST_BUNDLE, sign_document
 from kiosk.verify.bundlefile import install_bundle, read_installed
 from kiosk.verify.revocation import Revocation
 from tests.conftest import Mosquitto
@@ -207,3 +215,57 @@ def test_forged_older_and_truncated_releases_change_nothing(fleet: Fleet) -> Non
     publish(fleet, bundle_file(fleet.tmp, 2), scope="site:mall")
     time.sleep(1.0)
     assert fleet.installed("g1") == 3
+
+
+def bundle_blob(version: int, body_format: int) -> bytes:
+    """A signed bundle of ``version`` written in ``body_format``."""
+    body = make_bundle(version=version, issued_at=NOW - timedelta(hours=1)).to_cbor(body_format)
+    return sign_document(body, AUTHORITY, content_type=TRUST_BUNDLE)
+
+
+def publish_variants(fleet: Fleet, blobs: list[bytes]) -> None:
+    """``kiosk central publish`` with one bundle file per body format, for the fleet."""
+    paths = []
+    for index, blob in enumerate(blobs):
+        paths.append(fleet.tmp / f"variant-{index}.cose")
+        paths[-1].write_bytes(blob)
+    prepared = [prepare_release("trust", [p], fleet.authority) for p in paths]
+    root = scope_root(ROOT, "fleet")
+    files = {r.files[0].sha256: c["bundle"] for r, c in prepared}
+    offers = offers_for("trust", root, [r for r, _ in prepared])
+    publish_offers(offers, files, kind="trust", root=root, broker=fleet.url)
+
+
+def test_each_gate_gets_the_newest_format_it_reads(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet.start("new")
+    # Firmware from before format 2: same code, but it reads format 1 only.
+    monkeypatch.setattr(installers, "ACCEPTED_FORMATS", (1,))
+    fleet.start("old")
+    status = Recorder(fleet.broker.host, fleet.broker.port, "kiosk/mall/old/status")
+    status.wait_subscribed()
+    time.sleep(1.0)
+
+    def installed_blob(gate: str) -> bytes:
+        _app, config = fleet.apps[gate]  # type: ignore[misc]
+        return (config.device.data_dir / config.verify.bundle_file).read_bytes()
+
+    v2_f1, v2_f2 = bundle_blob(2, 1), bundle_blob(2, 2)
+    publish_variants(fleet, [v2_f2, v2_f1])
+    assert fleet.wait(lambda: fleet.installed("new") == 2 and fleet.installed("old") == 2)
+    assert installed_blob("new") == v2_f2  # the newest format it reads
+    assert installed_blob("old") == v2_f1  # not refused into trust_expired
+
+    # A release in format 2 only: the new gate takes it; the old one says why it cannot.
+    publish_variants(fleet, [bundle_blob(3, 2)])
+    assert fleet.wait(lambda: fleet.installed("new") == 3)
+
+    def no_readable_format() -> bool:
+        errors = [json.loads(m.payload).get("dist_error") for m in status.messages]
+        return "trust: format" in errors
+
+    try:
+        assert fleet.wait(no_readable_format)
+    finally:
+        status.close()
+    assert fleet.installed("old") == 2

@@ -14,7 +14,9 @@ from kiosk.remote.distribution import (
     CHUNK_BYTES,
     MAX_DESCRIPTOR_BYTES,
     Assembly,
+    Release,
     ReleaseError,
+    choose,
     parse_descriptor,
     release_for,
     scope_roots,
@@ -116,3 +118,50 @@ def test_wrong_chunks_are_refused_and_a_wrong_file_never_verifies(tmp_path: Path
         assembly.verified()
     assembly.discard()
     assert not assembly.path.exists()
+
+
+@pytest.mark.parametrize("bad", [0, -1, 100, True, "3", 2.0, [3]])
+def test_a_descriptor_format_out_of_bounds_is_refused(bad: object) -> None:
+    doc = json.loads(release_for("trust", 2, {"bundle": b"x"}, 2).to_json())
+    assert parse_descriptor(json.dumps(doc).encode(), "trust").format == 2
+    doc["format"] = bad
+    with pytest.raises(ReleaseError, match="format"):
+        parse_descriptor(json.dumps(doc).encode(), "trust")
+
+
+def _offer(version: int, body_format: int | None, scope: str = "s") -> tuple[Release, str]:
+    return release_for("trust", version, {"bundle": f"{version}/{body_format}".encode()},
+                       body_format), scope
+
+
+def test_choose_takes_the_newest_version_then_the_newest_readable_format() -> None:
+    offers = [_offer(2, 1), _offer(2, 2), _offer(1, 3)]
+    assert choose(offers, (1, 2, 3)) == (_offer(2, 2), "")
+    assert choose(offers, (1,)) == (_offer(2, 1), "")
+    assert choose(offers, ()) == (_offer(2, 2), "")  # no formats known: any
+    assert choose([], (1,)) == (None, "")
+    # A descriptor from before variants states no format: tried, its install decides.
+    assert choose([_offer(4, None), _offer(3, 2)], (2,)) == (_offer(4, None), "")
+
+
+def test_choose_says_when_the_newest_version_is_out_of_reach() -> None:
+    best, problem = choose([_offer(3, 3), _offer(2, 2)], (1, 2))
+    assert best == _offer(2, 2)
+    assert problem == "no readable format for v3 (offered 3; reads 1, 2)"
+    assert choose([_offer(3, 3)], (1, 2))[0] is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 4)), max_size=6),
+       st.sets(st.integers(1, 4), min_size=1))
+def test_choose_never_picks_an_unreadable_format(pairs: list[tuple[int, int]],
+                                                 readable: set[int]) -> None:
+    offers = [_offer(v, f) for v, f in pairs]
+    best, problem = choose(offers, tuple(sorted(readable)))
+    usable = [(v, f) for v, f in pairs if f in readable]
+    if best is None:
+        assert not usable
+    else:
+        assert best[0].format in readable
+        assert (best[0].version, best[0].format) == max(usable)
+    assert bool(problem) == (bool(pairs) and max(pairs)[0] not in {v for v, _ in usable})

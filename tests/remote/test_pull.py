@@ -10,6 +10,7 @@ checks' refusal and the installed bundle is read back from disk.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -33,11 +34,12 @@ from kiosk.config import load_config
 from kiosk.errors import ConfigError
 from kiosk.remote.installers import gate_installers
 from kiosk.remote.pull import ReleasePuller
+from kiosk.signing import TRUST_BUNDLE, sign_document
 from kiosk.verify.bundlefile import install_bundle, read_installed
 from tests.e2e.test_gate_safety import NOW, setup
 from tests.e2e.test_gate_status import _Idle
 from tests.telemetry.certs import Pki, make_pki
-from tests.verify.bundles import KEYS, make_bundle, signed, write_authority
+from tests.verify.bundles import AUTHORITY, KEYS, make_bundle, write_authority
 
 ROOT = "kiosk/{site}/{gate}"
 FLEET = scope_root(ROOT, "fleet")
@@ -101,15 +103,18 @@ class Gate:
         self.bundle_path.parent.mkdir(parents=True, exist_ok=True)
         install_bundle(bundle(1), self.bundle_path, KEYS)
 
-    def puller(self, **kwargs: object) -> ReleasePuller:
+    def puller(self, readable: tuple[int, ...] | None = None, **kwargs: object) -> ReleasePuller:
         remote = self.config.remote
+        installers = gate_installers(self.config)
+        if readable is not None:  # firmware that reads fewer body formats
+            installers = dataclasses.replace(installers, readable={"trust": readable})
         return ReleasePuller(
             base_url=remote.pull_url,
             topic_root=self.config.mqtt.topic_root,
             site=self.config.device.site,
             gate=self.config.device.gate,
             staging=self.config.device.data_dir / "pull",
-            installers=gate_installers(self.config),
+            installers=installers,
             interval_s=remote.pull_interval_s,
             ca_file=remote.pull_ca_file,
             **kwargs,  # type: ignore[arg-type]
@@ -120,10 +125,10 @@ class Gate:
         return found.version if found else 0
 
 
-def bundle(version: int, key: Ed25519PrivateKey | None = None) -> bytes:
+def bundle(version: int, key: Ed25519PrivateKey | None = None, body_format: int = 2) -> bytes:
     """A signed trust bundle of ``version`` (by the test authority unless ``key``)."""
     made = make_bundle(version=version, issued_at=NOW - timedelta(hours=1))
-    return signed(made, key) if key is not None else signed(made)
+    return sign_document(made.to_cbor(body_format), key or AUTHORITY, content_type=TRUST_BUNDLE)
 
 
 @pytest.fixture
@@ -206,9 +211,10 @@ def test_a_forged_bundle_is_refused_by_the_install_checks(server: Server, gate: 
     (folder / "trust" / sha).unlink()
     new_sha = hashlib.sha256(forged).hexdigest()
     (folder / "trust" / new_sha).write_bytes(forged)
-    descriptor = json.loads((folder / "trust.json").read_bytes())
-    descriptor["files"][0].update(sha256=new_sha, size=len(forged))
-    (folder / "trust.json").write_text(json.dumps(descriptor))
+    for path in [folder / "trust.json", *(folder / "trust").glob("f*.json")]:
+        descriptor = json.loads(path.read_bytes())
+        descriptor["files"][0].update(sha256=new_sha, size=len(forged))
+        path.write_text(json.dumps(descriptor))
     with gate.puller() as puller:
         puller.poll()
         status = puller.status()
@@ -412,3 +418,33 @@ def test_a_running_gate_without_a_broker_pulls_and_uses_the_bundle(
         finally:
             stop.set()
             thread.join(5)
+
+
+def test_variants_give_each_firmware_the_newest_format_it_reads(
+        tmp_path: Path, server: Server, gate: Gate) -> None:
+    v2 = {f: tmp_path / f"v2-f{f}.cose" for f in (1, 2)}
+    for body_format, path in v2.items():
+        path.write_bytes(bundle(2, body_format=body_format))
+    run = subprocess.run(
+        [sys.executable, "-m", "kiosk", "central", "publish", "--kind", "trust",
+         "--keys", str(gate.authority), "--out-dir", str(server.folder / "dist"),
+         str(v2[2]), str(v2[1])],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["formats"] == [1, 2]
+    older = Gate(tmp_path / "older", server.url, gate.config.remote.pull_ca_file or Path())
+    with gate.puller() as puller:
+        puller.poll()
+    with older.puller(readable=(1,)) as puller:
+        puller.poll()
+        assert puller.status()["pull_error"] == ""
+    assert gate.bundle_path.read_bytes() == v2[2].read_bytes()
+    assert older.bundle_path.read_bytes() == v2[1].read_bytes()
+    # v3 in format 2 only: the older firmware keeps v2 and says why.
+    publish(server, gate, bundle(3, body_format=2))
+    with older.puller(readable=(1,)) as puller:
+        puller.poll()
+        assert puller.status()["pull_error"] == (
+            "trust: no readable format for v3 (offered 2; reads 1)")
+    assert older.installed() == 2
