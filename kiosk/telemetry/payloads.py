@@ -41,6 +41,8 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "gate_mode": str,
     "bundle_version": (str, int),
     "bundle_age_s": (int, float),
+    "bundle_stale_in_s": int,
+    "bundle_expires_in_s": int,
     "clock_state": str,
     "clock_jump_s": (int, float),
     "bundle_formats": list,
@@ -51,6 +53,9 @@ STATUS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "nik_version": int,
     "dist_state": str,
     "dist_error": str,
+    "pull_state": str,
+    "pull_error": str,
+    "pull_ok_age_s": int,
 }
 """What a status provider may report, with the accepted types; anything else is dropped."""
 _MAX_TEXT = 80  # status strings are codes, never free text: cap them

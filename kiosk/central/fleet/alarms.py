@@ -14,10 +14,15 @@ from typing import Any
 
 from kiosk.central.fleet.config import FleetAlarmConfig
 
-KINDS = ("offline", "trust", "clock", "emergency", "fault", "tailgate", "backlog", "gap")
+KINDS = (
+    "offline", "trust", "trust_soon", "behind", "clock", "emergency", "fault", "tailgate",
+    "backlog", "gap",
+)
 LABELS = {
     "offline": ("Gerbang offline", "Gate offline"),
     "trust": ("Data kepercayaan kedaluwarsa", "Trust data stale"),
+    "trust_soon": ("Data kepercayaan segera kedaluwarsa", "Trust data goes stale soon"),
+    "behind": ("Versi data tertinggal", "Behind the newest trust data"),
     "clock": ("Jam tidak sinkron", "Clock not synchronised"),
     "emergency": ("Darurat", "Emergency"),
     "fault": ("Gangguan pemindai/palang", "Scanner or arm fault"),
@@ -33,6 +38,7 @@ class Watch:
     """What the rules remember about a gate between evaluations (owned by the store owner)."""
 
     offline_since: float | None = None  # when "offline" arrived (set by the store owner)
+    behind_since: float | None = None  # when the gate was first seen behind the newest bundle
     backlog_since: float | None = None
     backlog_last: int = 0
     # (store, first missing seq, last missing seq, when seen)
@@ -62,6 +68,15 @@ def conditions(
         out["offline"] = "silent"
     if view.get("mode") in ("stale", "expired"):
         out["trust"] = str(view["mode"])
+    elif view.get("stale_at") is not None and view["stale_at"] - now <= cfg.trust_warn_s:
+        out["trust_soon"] = f"stale in {max(0, int(view['stale_at'] - now)) // 3600} h"
+    if view.get("behind") and watch.behind_since is None:
+        watch.behind_since = now
+    if view.get("behind") and watch.behind_since is not None \
+            and now - watch.behind_since >= cfg.behind_after_s:
+        error = view.get("dist_error") or view.get("pull_error")
+        out["behind"] = f"v{view['bundle_version']} of v{view['behind']}" + (
+            f" ({error})" if error else "")
     if view.get("clock_state") == "unsynchronised":
         out["clock"] = "unsynchronised"
     if view.get("gate_mode") == "emergency":
@@ -122,3 +137,22 @@ def alarm_json(alarm: OpenAlarm | tuple[Any, ...]) -> dict[str, Any]:
         "raised": iso(row[5]),
         "cleared": None if row[6] is None else iso(row[6]),
     }
+
+
+def command_json(row: tuple[str, str, int, str]) -> dict[str, Any]:
+    """The API form of a command outcome row ``(site, gate, ts_ms, event)``.
+
+    ``event`` is the gate's counter: ``command.<action>`` (carried out),
+    ``command.<action>.not_possible`` or ``command_refused.<reason>``.
+    """
+    from kiosk.central.fleet.timefmt import iso
+
+    site, gate, ts_ms, event = row
+    head, _, rest = event.partition(".")
+    if head == "command_refused":
+        action, outcome = None, f"refused: {rest}"
+    else:
+        action, _, tail = rest.partition(".")
+        outcome = tail or "ok"
+    return {"site": site, "gate": gate, "at": iso(ts_ms / 1000), "event": event,
+            "action": action.replace("_", "-") if action else None, "outcome": outcome}

@@ -122,6 +122,19 @@ class FleetAlarmConfig:
         min=0,
         max=86400,
     )
+    trust_warn_s: float = setting(
+        86400.0,
+        doc="Alarm when a gate's trust bundle goes stale within this many seconds.",
+        min=0,
+        max=90 * 86400,
+    )
+    behind_after_s: float = setting(
+        3600.0,
+        doc="Alarm when a gate's bundle is older than the fleet's newest for this long "
+        "(a wave's other gates catch up well within it).",
+        min=0,
+        max=30 * 86400,
+    )
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,12 @@ CREATE TABLE IF NOT EXISTS alarms (
     id {serial}, site TEXT NOT NULL, gate TEXT NOT NULL, kind TEXT NOT NULL,
     detail TEXT NOT NULL, raised BIGINT NOT NULL, cleared BIGINT
 );
-CREATE INDEX IF NOT EXISTS alarms_open ON alarms (site, gate, kind, cleared)
+CREATE INDEX IF NOT EXISTS alarms_open ON alarms (site, gate, kind, cleared);
+CREATE TABLE IF NOT EXISTS commands (
+    site TEXT NOT NULL, gate TEXT NOT NULL, ts BIGINT NOT NULL, event TEXT NOT NULL,
+    PRIMARY KEY (site, gate, ts, event)
+);
+CREATE INDEX IF NOT EXISTS commands_ts ON commands (ts)
 """
 
 

@@ -219,6 +219,10 @@ def _status(site: str, gate: str, body: dict[str, Any]) -> Status:
         if isinstance(bundle_version, str)
         else bundle_version,
         "bundle_age_s": _number(body.get("bundle_age_s")),
+        "bundle_stale_in_s": _number(body.get("bundle_stale_in_s")),
+        "nik_version": _opt_int(body.get("nik_version")),
+        "dist_error": _text(body.get("dist_error")),
+        "pull_error": _text(body.get("pull_error")),
         "clock_state": _text(body.get("clock_state")),
         "camera_fps": _number(body.get("camera_fps")),
         "decoder": _text(body.get("decoder")),
@@ -268,7 +272,7 @@ def _event(site: str, gate: str, body: dict[str, Any]) -> Event:
     event, kind = body.get("event"), body.get("kind")
     if not isinstance(event, str) or not COUNTER.fullmatch(event):
         raise Rejected("counter")
-    if kind not in ("alarm", "clear", "fault"):
+    if kind not in ("alarm", "clear", "fault", "command"):
         raise Rejected("type")
     return Event(
         site=site,

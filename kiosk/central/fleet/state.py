@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from kiosk.central.fleet import store
-from kiosk.central.fleet.alarms import OpenAlarm, Watch, alarm_json, conditions
+from kiosk.central.fleet.alarms import OpenAlarm, Watch, alarm_json, command_json, conditions
 from kiosk.central.fleet.config import FleetConfig
 from kiosk.central.fleet.db import Database
 from kiosk.central.fleet.messages import Availability, Counts, Event, Message, Status
@@ -38,6 +38,8 @@ Key = tuple[str, str]
 SHARED_SYNC_S = 2.0
 SWEEP_S = 5.0
 """With a shared subscription, how often totals, today and gaps are re-read from the database."""
+RECENT_COMMANDS = 50
+"""Command outcomes the page shows (all are in the database: ``/api/commands``)."""
 
 
 @dataclass
@@ -53,6 +55,7 @@ class GateState:
     seq: int = 0
     totals: dict[str, int] = field(default_factory=dict)
     totals_ts: float = 0.0
+    status_ts: float = 0.0  # the gate's own time of its last status (stale_in counts from it)
     timezone: str | None = None
     today_date: str = ""
     today_end: int = 0
@@ -88,6 +91,8 @@ class Snapshot:
     changed: MappingProxyType[Key, int]
     alarms: tuple[dict[str, Any], ...]
     counters: MappingProxyType[str, int]
+    commands: tuple[dict[str, Any], ...] = ()  # newest first
+    newest_bundle: int = 0  # the newest bundle version any gate reports
 
 
 class FleetState:
@@ -121,6 +126,9 @@ class FleetState:
         self._zone_changed: set[Key] = set()
         self._touched: set[Key] = set()
         self._last_sweep = 0.0
+        self._newest_bundle = 0
+        self._newest_moved = False
+        self._commands: deque[dict[str, Any]] = deque(maxlen=RECENT_COMMANDS)
         self._load()
 
     # ------------------------------------------------------------------ readers
@@ -192,6 +200,8 @@ class FleetState:
                     entry = (iso(msg.ts.timestamp()), msg.event, msg.kind)
                     if entry not in gate.events:
                         gate.events.append(entry)
+                    if msg.kind == "command":
+                        self._note_command(conn, msg)
             store.add_hourly(conn, hourly)
             for _, msg in sorted(streams.items()):
                 store.advance_stream(conn, msg)
@@ -201,6 +211,8 @@ class FleetState:
             self._zone_changed.clear()
             for gate_key in sorted(dirty):
                 store.save_gate(conn, self._gate_row(self._gates[gate_key]))
+        if self._note_newest():
+            dirty.update(self._gates)  # every gate's "behind" is measured against it
         self._refresh(dirty)
 
     def tick(self) -> None:
@@ -265,6 +277,7 @@ class FleetState:
         self._open.clear()
         self._views.clear()
         self._zone_changed.clear()
+        self._commands.clear()
         try:
             self._conn.close()
             self._conn = self._db.connect()
@@ -286,8 +299,26 @@ class FleetState:
             self._load_today(gate, self._clock())
         return gate
 
+    def _note_command(self, conn: Any, msg: Event) -> None:
+        ts_ms = int(msg.ts.timestamp() * 1000)
+        store.record_command(conn, msg.site, msg.gate, ts_ms, msg.event)
+        entry = command_json((msg.site, msg.gate, ts_ms, msg.event))
+        if entry not in self._commands:
+            self._commands.appendleft(entry)
+
+    def _note_newest(self) -> bool:
+        """Whether the fleet's newest bundle version moved since the last call."""
+        moved, self._newest_moved = self._newest_moved, False
+        return moved
+
     def _apply_status(self, gate: GateState, msg: Status, now: float) -> None:
         gate.fields = msg.fields
+        gate.status_ts = msg.ts.timestamp()
+        version = msg.fields.get("bundle_version")
+        if type(version) is int and version > self._newest_bundle:
+            self._newest_bundle, self._newest_moved = version, True
+        if type(version) is not int or version >= self._newest_bundle:
+            gate.watch.behind_since = None  # caught up (the alarm rule sets it when behind)
         if msg.timezone and msg.timezone != gate.timezone:
             gate.timezone = msg.timezone
             self._zone_changed.add((gate.site, gate.gate))  # today re-read after the batch
@@ -386,6 +417,7 @@ class FleetState:
             "seq": gate.seq,
             "totals": gate.totals,
             "totals_ts": gate.totals_ts,
+            "status_ts": gate.status_ts,
         }
         online = -1 if gate.online is None else int(gate.online)
         return (
@@ -409,6 +441,7 @@ class FleetState:
             gate.fields = data.get("fields", {})
             gate.store, gate.seq = store_id, int(data.get("seq", 0))
             gate.totals, gate.totals_ts = data.get("totals", {}), float(data.get("totals_ts", 0))
+            gate.status_ts = float(data.get("status_ts", 0))
             self._gates[(site, gate_name)] = gate
             self._load_today(gate, now)
         for row in store.load_streams(self._conn):
@@ -419,6 +452,11 @@ class FleetState:
         for site, gate_name, store_id, first, last in store.gaps(self._conn):
             if (site, gate_name) in self._gates:
                 self._gates[(site, gate_name)].watch.gaps.append((store_id, first, last, now))
+        versions = [g.fields.get("bundle_version") for g in self._gates.values()]
+        self._newest_bundle = max((v for v in versions if type(v) is int), default=0)
+        self._commands.extend(
+            command_json(row) for row in store.recent_commands(self._conn, limit=RECENT_COMMANDS)
+        )
         for alarm_id, site, gate_name, kind, detail, raised in store.open_alarms(self._conn):
             self._open[(site, gate_name, kind)] = OpenAlarm(
                 alarm_id, site, gate_name, kind, detail, raised
@@ -428,6 +466,8 @@ class FleetState:
 
     def _view(self, gate: GateState) -> dict[str, Any]:
         f = gate.fields
+        version, stale_in = f.get("bundle_version"), f.get("bundle_stale_in_s")
+        behind = type(version) is int and version < self._newest_bundle
         return {
             "site": gate.site,
             "gate": gate.gate,
@@ -438,6 +478,11 @@ class FleetState:
             "mode": f.get("mode"),
             "bundle_version": f.get("bundle_version"),
             "bundle_age_s": f.get("bundle_age_s"),
+            "stale_at": None if stale_in is None else gate.status_ts + stale_in,
+            "behind": self._newest_bundle if behind else None,
+            "nik_version": f.get("nik_version"),
+            "dist_error": f.get("dist_error") or None,
+            "pull_error": f.get("pull_error") or None,
             "clock_state": f.get("clock_state"),
             "version": f.get("version"),
             "decoder": f.get("decoder"),
@@ -470,6 +515,8 @@ class FleetState:
             MappingProxyType(dict(self._changed)),
             alarms,
             MappingProxyType(dict(self.counters)),
+            tuple(self._commands),
+            self._newest_bundle,
         )
         with self._cond:
             self._snapshot = snapshot

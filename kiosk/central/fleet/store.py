@@ -178,9 +178,40 @@ def recent_alarms(conn: Connection, limit: int = 200) -> list[tuple[Any, ...]]:
     )
 
 
+def record_command(conn: Connection, site: str, gate: str, ts_ms: int, event: str) -> None:
+    """Keep one command outcome a gate reported (a redelivered copy changes nothing)."""
+    conn.execute(
+        "INSERT INTO commands (site, gate, ts, event) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (site, gate, ts_ms, event),
+    )
+
+
+def recent_commands(
+    conn: Connection, site: str | None = None, gate: str | None = None, limit: int = 200
+) -> list[tuple[str, str, int, str]]:
+    """The newest command outcomes, newest first: ``(site, gate, ts_ms, event)``."""
+    where, args = _where(site, gate)
+    rows = conn.execute(
+        f"SELECT site, gate, ts, event FROM commands{where} ORDER BY ts DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
+
+def _where(site: str | None, gate: str | None) -> tuple[str, tuple[str, ...]]:
+    clauses, args = [], []
+    for column, value in (("site", site), ("gate", gate)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
 def prune_reports(conn: Connection, keep_days: int, now: float | None = None) -> int:
     """Forget report ids older than ``keep_days``; returns how many."""
     cutoff = int((now if now is not None else time.time()) - keep_days * 86400)
+    conn.execute("DELETE FROM commands WHERE ts < ?", (cutoff * 1000,))
     return conn.execute("DELETE FROM reports WHERE received < ?", (cutoff,)).rowcount
 
 

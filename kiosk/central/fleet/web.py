@@ -184,6 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(list(snap.alarms))
         elif path == "/api/counts":
             self._counts(query)
+        elif path == "/api/commands":
+            self._commands(query)
         elif path.startswith("/chart/") and path.endswith(".svg"):
             site = path.removeprefix("/chart/").removesuffix(".svg")
             if not NAME.fullmatch(site):
@@ -262,6 +264,23 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             self._json(rows)
+
+    def _commands(self, query: dict[str, str]) -> None:
+        """Command outcomes the gates reported, newest first (``site``, ``gate``, ``limit``)."""
+        from kiosk.central.fleet.alarms import command_json
+        from kiosk.central.fleet.store import recent_commands
+
+        for key in ("site", "gate"):
+            if query.get(key) and not NAME.fullmatch(query[key]):
+                raise views.BadQuery(f"{key}: not a site/gate name")
+        raw = query.get("limit", "200")
+        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+            raise views.BadQuery("limit: an integer 1..1000")
+        with self.server.web.db.connect() as conn:
+            rows = recent_commands(
+                conn, query.get("site") or None, query.get("gate") or None, int(raw)
+            )
+        self._json([command_json(row) for row in rows])
 
     def _stream(self, site: str | None) -> None:
         """Server-sent events: ``update`` with sites, alarms and changed gates of ``site``."""
