@@ -137,9 +137,7 @@ def _local_install(args: argparse.Namespace) -> dict[str, Any]:
     keys = load_public_keys(Path(args.keys))
     target = Path(args.target)
     start = time.monotonic()
-    manifest = install_list(
-        Path(args.manifest), Path(args.data), target, keys, datetime.now(UTC)
-    )
+    manifest = install_list(Path(args.manifest), Path(args.data), target, keys, datetime.now(UTC))
     elapsed = time.monotonic() - start
     return {
         "install_s": elapsed,

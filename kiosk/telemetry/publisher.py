@@ -258,7 +258,7 @@ class MqttPublisher:
 
         For reports that are a snapshot, not a count (the ``diagnostics``
         command's): the drain thread sends it once connected. Thread-safe, never
-        blocks; at most :data:`MAX_QUEUED_EVENTS` wait (the oldest goes first)
+        blocks; at most :data:`MAX_QUEUED_EVENTS` wait (beyond that the oldest is dropped)
         and waiting ones are lost on stop: the outbox is for counted reports.
         """
         with self._cond:
@@ -486,9 +486,8 @@ class MqttPublisher:
 
     def _send_events(self) -> None:
         with self._cond:
-            events, self._events = list(self._events), collections.deque(
-                maxlen=MAX_QUEUED_EVENTS
-            )
+            events = list(self._events)
+            self._events.clear()
         for payload in events:
             self._link.publish(f"{self._root}/events", payload, 1, False)
 
