@@ -55,6 +55,7 @@ from kiosk.peripherals import (
     display_opener,
 )
 from kiosk.remote.actions import MachineActions
+from kiosk.remote.diagnostics import GateDiagnostics
 from kiosk.remote.installers import gate_installers
 from kiosk.remote.pull import ReleasePuller
 from kiosk.remote.receiver import ReleaseReceiver
@@ -276,8 +277,17 @@ def build_app(
             entry = NikEntry(timeout_s=config.nik.entry_timeout_s)
             loop.add_input(KeypadInput(keys, entry, paused=lambda: loop.nik_checking))
         if inbox is not None:
+            stats = loop.stats
+            diagnostics = GateDiagnostics(
+                config,
+                health=getattr(verifier, "health", lambda: None),
+                frames=lambda: stats.frames,
+                link=publisher,
+                monotonic=monotonic,
+                wall_clock=wall_clock,
+            )
             loop.commands = _command_runner(
-                config, loop, watcher, publisher, monotonic, lambda: wall_clock().timestamp()
+                config, loop, watcher, diagnostics, monotonic, lambda: wall_clock().timestamp()
             )
             loop.add_input(CommandInput(inbox))
         status_sources.add(_loop_status(loop, decoder.name, monotonic))
@@ -305,7 +315,7 @@ def _command_runner(
     config: KioskConfig,
     loop: ScanLoop,
     watcher: TrustWatcher | None,
-    publisher: MqttPublisher | None,
+    diagnostics: Callable[[str], None],
     monotonic: Callable[[], float],
     wall_s: Callable[[], float],
 ) -> CommandRunner:
@@ -316,7 +326,7 @@ def _command_runner(
         monotonic,
         reload=watcher.request_reload if watcher is not None else lambda: None,
         restart=lambda: loop.request_exit(EXIT_RESTART),
-        diagnostics=publisher.notify if publisher is not None else lambda: None,
+        diagnostics=diagnostics,
     )
     return CommandRunner(
         authorities=load_public_keys(config.verify.authority_keys),

@@ -31,6 +31,7 @@ TINY: dict[str, list[str]] = {
     "revocation.py": ["--entries", "2000"],
     "pipeline.py": ["--runs", "3", "--repeats", "1"],
     "scan.py": ["--tiny"],
+    "distribution.py": ["--size", "65536", "--dir", "{tmp}"],
 }
 
 
@@ -50,7 +51,19 @@ def _scan(report: dict[str, Any]) -> None:
         assert report["pyzbar_isolation"]["crashes"] == 0
 
 
-CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"pipeline.py": _pipeline, "scan.py": _scan}
+def _distribution(report: dict[str, Any]) -> None:
+    # 64 KiB in 12 KiB chunks: 6 of data (the last one short) and the manifest's one.
+    assert report["size_bytes"] == 65536 and report["chunks"] == 7
+    assert report["installed"] is True and report["hash_matches"] is True
+    assert report["time_to_installed_s"] >= report["first_chunk_to_installed_s"] > 0
+    assert report["local_install_s"] > 0 and report["gate_peak_rss_kb"] > 0
+
+
+CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "pipeline.py": _pipeline,
+    "scan.py": _scan,
+    "distribution.py": _distribution,
+}
 
 
 def smoked_elsewhere(script: str) -> list[Path]:

@@ -1,8 +1,17 @@
-"""Self-test checks beyond the gate's own hardware: clock, trust, identity, broker.
+"""A gate's non-actuating checks: clock, trust, NIK list, identity, camera rate, broker, outbox.
+
+One implementation for two callers. ``kiosk selftest`` (the technician, with the
+service stopped) gathers each fact itself: it opens the verifier, the camera
+and a broker connection. The signed ``diagnostics`` command
+(:mod:`kiosk.remote.diagnostics`) asks the *running* gate for the same facts
+(its verifier's health, its loop's frame count, its publisher's link) and
+passes them to the same verdict functions, so both judge a gate alike.
 
 Each check returns its PASS detail, ``"SKIP: why"``, or raises with what is
-wrong (the self-test turns that into a FAIL line). They run on the technician's
-command, never inside the gate's loop.
+wrong: :class:`CheckWarning` for a gate that still decides but needs care
+(``diagnostics`` reports it as ``warn``; the self-test, which is the bar for a
+gate to go into service, fails it), any other exception for a failure.
+:func:`run_check` turns one of them into a :class:`CheckResult`.
 """
 
 from __future__ import annotations
@@ -10,7 +19,9 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -22,6 +33,41 @@ RENEW_WITHIN_DAYS = 14
 BROKER_TIMEOUT_S = 8.0
 # A trust bundle older than this is stale for the technician (the gate's own rule decides).
 MAX_TRUST_AGE_H = 48.0
+# More queued reports than this is a link that does not keep up (counts.outbox_max_rows
+# is where old ones are merged): worth a look, nothing is lost yet.
+OUTBOX_WARN_PENDING = 1000
+
+Status = Literal["ok", "warn", "fail", "skip"]
+
+
+class CheckWarning(RuntimeError):
+    """The gate still decides correctly, but something needs attention soon."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome: ``status`` and what was seen (``detail``)."""
+
+    name: str
+    status: Status
+    detail: str
+
+
+def run_check(name: str, work: Callable[[], str]) -> CheckResult:
+    """Run one check; its return is the ``ok`` detail (``"SKIP: why"`` a skip).
+
+    Never raises (short of BaseException): a check that raises is a result too,
+    :class:`CheckWarning` a ``warn`` and anything else a ``fail`` naming the error.
+    """
+    try:
+        detail = work()
+    except CheckWarning as exc:
+        return CheckResult(name, "warn", str(exc))
+    except Exception as exc:  # a broken check is reported, it never ends the caller
+        return CheckResult(name, "fail", f"{type(exc).__name__}: {exc}")
+    if detail.startswith("SKIP:"):
+        return CheckResult(name, "skip", detail[5:].strip())
+    return CheckResult(name, "ok", detail)
 
 
 def _health(config: KioskConfig, wall_clock: Callable[[], datetime]) -> object:
@@ -47,21 +93,31 @@ def clock_check(
     config: KioskConfig, wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> str:
     """PASS when the system clock is synchronised (NTP); the gate holds time otherwise."""
-    health = _health(config, wall_clock)
+    return clock_verdict(_health(config, wall_clock), wall_clock())
+
+
+def clock_verdict(health: Any, now: datetime) -> str:
+    """The clock check on a verifier's health (``clock_state``, ``clock_jump_s``)."""
     state = getattr(health, "clock_state", "unknown")
+    jump = getattr(health, "clock_jump_s", None)
+    pending = f", a jump of {jump:.0f} s ahead awaits corroboration" if jump else ""
     if state != "synchronised":
-        raise RuntimeError(
-            f"clock {state}: certificates are checked against a held time; "
+        raise CheckWarning(
+            f"clock {state}{pending}: certificates are checked against a held time; "
             "check NTP (timedatectl) or the RTC"
         )
-    return f"synchronised, {wall_clock():%Y-%m-%d %H:%M} UTC"
+    return f"synchronised, {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC{pending}"
 
 
 def trust_check(
     config: KioskConfig, wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> str:
     """PASS for a fresh signed trust bundle; FAIL for none, stale, expired or dev mode."""
-    health = _health(config, wall_clock)
+    return trust_verdict(_health(config, wall_clock))
+
+
+def trust_verdict(health: Any) -> str:
+    """The trust check on a verifier's health: a warning while stale, a failure once useless."""
     mode = getattr(health, "mode", "unknown")
     version = getattr(health, "bundle_version", None)
     age_s = getattr(health, "bundle_age_s", None)
@@ -73,8 +129,10 @@ def trust_check(
     if version is None or age_s is None:
         raise RuntimeError("no signed trust bundle installed: every certificate is denied")
     age_h = age_s / 3600
-    if mode != "fresh" or age_h > MAX_TRUST_AGE_H:
+    if mode not in ("fresh", "stale"):
         raise RuntimeError(f"trust bundle v{version} is {mode}, {age_h:.1f} h old: update it")
+    if mode != "fresh" or age_h > MAX_TRUST_AGE_H:
+        raise CheckWarning(f"trust bundle v{version} is {mode}, {age_h:.1f} h old: update it")
     return f"bundle v{version}, {age_h:.1f} h old, {getattr(health, 'signers', '?')} signers"
 
 
@@ -91,8 +149,24 @@ def identity_check(config: KioskConfig, now: datetime | None = None) -> str:
     if now < cert.not_valid_before_utc or left < 0:
         raise RuntimeError(f"certificate not valid now (until {cert.not_valid_after_utc:%Y-%m-%d})")
     if left < RENEW_WITHIN_DAYS:
-        raise RuntimeError(f"certificate expires in {left} days: re-enrol (docs/provisioning.md)")
+        raise CheckWarning(f"certificate expires in {left} days: re-enrol (docs/provisioning.md)")
     return f"{names[0]}, valid until {cert.not_valid_after_utc:%Y-%m-%d} ({left} days)"
+
+
+def broker_verdict(config: KioskConfig, connected: bool, error: str | None = None) -> str:
+    """The broker check on a link's state (``error``: the link's last one, if any)."""
+    mqtt_cfg = config.mqtt
+    where = f"{mqtt_cfg.host}:{mqtt_cfg.port}"
+    if not mqtt_cfg.enabled:
+        return "SKIP: mqtt.enabled = false"
+    if not connected:
+        raise RuntimeError(f"{where}: {error or 'not connected'}")
+    tls = (
+        "TLS, device certificate"
+        if mqtt_cfg.tls_cert is not None
+        else ("TLS" if mqtt_cfg.tls_ca is not None else "PLAIN TCP")
+    )
+    return f"connected to {where} ({tls})"
 
 
 def broker_check(config: KioskConfig, timeout_s: float = BROKER_TIMEOUT_S) -> str:
@@ -140,14 +214,7 @@ def broker_check(config: KioskConfig, timeout_s: float = BROKER_TIMEOUT_S) -> st
     finally:
         client.disconnect()
         client.loop_stop()
-    if outcome[0] != "ok":
-        raise RuntimeError(f"{where}: {outcome[0]}")
-    tls = (
-        "TLS, device certificate"
-        if mqtt_cfg.tls_cert is not None
-        else ("TLS" if mqtt_cfg.tls_ca is not None else "PLAIN TCP")
-    )
-    return f"connected to {where} ({tls})"
+    return broker_verdict(config, outcome[0] == "ok", outcome[0])
 
 
 def nik_list_check(config: KioskConfig, now: datetime | None = None) -> str:
@@ -184,7 +251,7 @@ def camera_rate_check(config: KioskConfig, seconds: float = 1.0) -> str:
     from kiosk.camera import open_frame_source
 
     if config.camera.source != "picamera2":
-        return f"SKIP: camera.source = {config.camera.source!r} (files play at their own pace)"
+        return camera_rate_verdict(config, None)
     frames = 0
     with open_frame_source(config.camera) as source:
         source.read()  # the first frame may take the sensor's start-up time
@@ -194,9 +261,38 @@ def camera_rate_check(config: KioskConfig, seconds: float = 1.0) -> str:
                 break
             frames += 1
         elapsed = time.monotonic() - start
-    fps = frames / elapsed if elapsed > 0 else 0.0
+    return camera_rate_verdict(config, frames / elapsed if elapsed > 0 else 0.0)
+
+
+def camera_rate_verdict(config: KioskConfig, fps: float | None, window: str = "") -> str:
+    """The camera-rate check on a measured ``fps`` (None: not measured; ``window``: over what)."""
+    seen = "" if fps is None else f", {fps:.1f} frames/s{window}"
+    if config.camera.source != "picamera2":
+        source = config.camera.source
+        return f"SKIP: camera.source = {source!r} (files play at their own pace){seen}"
+    if fps is None:
+        raise RuntimeError("no frame rate measured yet")
     if fps < config.camera.fps / 2:
         raise RuntimeError(
-            f"{fps:.1f} frames/s, less than half of camera.fps {config.camera.fps:g}"
+            f"{fps:.1f} frames/s{window}, less than half of camera.fps {config.camera.fps:g}"
         )
-    return f"{fps:.1f} frames/s (asked {config.camera.fps:g})"
+    return f"{fps:.1f} frames/s{window} (asked {config.camera.fps:g})"
+
+
+def outbox_check(config: KioskConfig) -> str:
+    """Reports queued for the broker in the count database (read-only; SKIP when none yet)."""
+    if not config.counts_db_path.exists():
+        return "SKIP: no count database yet"
+    from kiosk.telemetry.outbox import OutboxReader
+
+    with OutboxReader(config.counts_db_path) as reader:
+        return outbox_verdict(reader.pending_count())
+
+
+def outbox_verdict(pending: int | None) -> str:
+    """The outbox check on a number of queued reports (None: not counted yet)."""
+    if pending is None:
+        return "SKIP: not counted yet"
+    if pending > OUTBOX_WARN_PENDING:
+        raise CheckWarning(f"{pending} reports queued: the link does not keep up")
+    return f"{pending} reports queued"

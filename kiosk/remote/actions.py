@@ -13,7 +13,8 @@ class MachineActions:
     """:class:`kiosk.remote.runner.GateActions` for a gate machine and the service around it.
 
     ``reload``, ``restart`` and ``diagnostics`` are the service's own callables
-    (trust reload, a clean stop with a restart status, a fresh status report).
+    (trust reload, a clean stop with a restart status, the non-actuating checks'
+    report: :class:`kiosk.remote.diagnostics.GateDiagnostics`, given the command's id).
     """
 
     def __init__(
@@ -23,7 +24,7 @@ class MachineActions:
         *,
         reload: Callable[[], None],
         restart: Callable[[], None],
-        diagnostics: Callable[[], None],
+        diagnostics: Callable[[str], None],
     ) -> None:
         self._machine = machine
         self._monotonic = monotonic
@@ -47,6 +48,6 @@ class MachineActions:
         """Stop the service cleanly so systemd starts it again."""
         self._restart()
 
-    def diagnostics(self) -> None:
-        """Report the gate's checks (status: camera fps, clock, broker, trust age) now."""
-        self._diagnostics()
+    def diagnostics(self, command_id: str) -> None:
+        """Report the gate's checks (camera fps, clock, broker, trust and list ages) now."""
+        self._diagnostics(command_id)

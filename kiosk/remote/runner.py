@@ -49,8 +49,8 @@ class GateActions(Protocol):
     def restart(self) -> None:
         """End the service cleanly so systemd starts it again."""
 
-    def diagnostics(self) -> None:
-        """Run the non-actuating self-test checks and publish their result."""
+    def diagnostics(self, command_id: str) -> None:
+        """Run the non-actuating self-test checks and publish their report (naming the command)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,7 @@ class CommandRunner:
             command.id_hex[:8],
             command.operator.key_id,
         )
-        done = self._act(command.action)
+        done = self._act(command.action, command.id_hex)
         event = f"command.{command.action.replace('-', '_')}"
         if not done:
             event += ".not_possible"
@@ -152,7 +152,7 @@ class CommandRunner:
             done, command.action, "ok" if done else "not_possible", command.id_hex, event
         )
 
-    def _act(self, action: str) -> bool:
+    def _act(self, action: str, command_id: str) -> bool:
         if action == "open-once":
             return self._actions.open_once()
         if action in ("emergency-on", "emergency-off"):
@@ -162,7 +162,7 @@ class CommandRunner:
         elif action == "restart":
             self._actions.restart()
         elif action == "diagnostics":
-            self._actions.diagnostics()
+            self._actions.diagnostics(command_id)
         return True
 
     def _refuse(self, reason: str, command_id: str | None, now: float) -> CommandOutcome:

@@ -127,10 +127,15 @@ def pip_populate(release: Path, wheelhouse: Path) -> None:
     """Build ``release/venv`` from the unpacked wheelhouse, offline (the device's way).
 
     System site packages give Debian's picamera2, pygame, lgpio and numpy, as
-    ``install.sh --pi`` does.
+    ``install.sh --pi`` does. pip reads no configuration file and no ``PIP_*``
+    variable: a ``find-links`` in /etc/pip.conf or the environment must not add
+    packages the signed wheelhouse does not hold.
     """
     venv = release / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    env = _sealed_pip_env()
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, env=env
+    )
     subprocess.run(
         [
             str(venv / "bin" / "pip"),
@@ -141,7 +146,16 @@ def pip_populate(release: Path, wheelhouse: Path) -> None:
             "kiosk",
         ],
         check=True,
+        env=env,
     )
+
+
+def _sealed_pip_env() -> dict[str, str]:
+    """This process's environment without pip's settings; PIP_CONFIG_FILE=devnull skips
+    every pip.conf (global, user and site), which ``--isolated`` would not."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
 
 
 class Updater:
@@ -198,18 +212,22 @@ class Updater:
             raise DocumentError("update artifact does not match its signed manifest")
         releases = self.root / "releases"
         target = releases / manifest.version
-        building = releases / f".{manifest.version}.building"
-        shutil.rmtree(building, ignore_errors=True)
-        building.mkdir(parents=True)
+        unpacked = releases / f".{manifest.version}.wheels"
+        for leftover in (unpacked, target):
+            shutil.rmtree(leftover, ignore_errors=True)
+        unpacked.mkdir(parents=True)
         try:
-            wheelhouse = building / "wheels"
-            _extract(artifact, wheelhouse)
-            self._populate(building, wheelhouse)
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(building, target)
+            _extract(artifact, unpacked / "wheels")
+            # Built where it will run: a venv's scripts name their interpreter by
+            # absolute path, so a venv moved after building cannot start. Until
+            # the switch below, ``current`` still points at the running release.
+            target.mkdir()
+            self._populate(target, unpacked / "wheels")
         except BaseException:
-            shutil.rmtree(building, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
             raise
+        finally:
+            shutil.rmtree(unpacked, ignore_errors=True)
         self._switch(manifest.version, manifest.build, previous=self.current)
         return manifest.version
 

@@ -36,6 +36,7 @@ disconnect therefore yields a duplicate: receivers de-duplicate by
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 
 _QUEUED = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)  # paho keeps both
 _REFUSED_RETRY_S = 30.0  # pause after the broker refused an outbox message
+MAX_QUEUED_EVENTS = 4
+"""Non-durable events (:meth:`MqttPublisher.send_event`) waiting at most at once."""
 
 
 class MqttPublisher:
@@ -180,6 +183,8 @@ class MqttPublisher:
         self._birth_pending = False  # Home Assistant asked; waiting for the interval
         self._last_birth_announce = -1e18
         self._last_refusal_event: dict[str, float] = {}
+        # Guarded by _cond: non-durable events waiting for the drain thread (send_event).
+        self._events: collections.deque[bytes] = collections.deque(maxlen=MAX_QUEUED_EVENTS)
 
     # ----------------------------------------------------------------- public API
 
@@ -245,6 +250,19 @@ class MqttPublisher:
         """
         with self._cond:
             self._dirty = True
+            self._wake = True
+            self._cond.notify_all()
+
+    def send_event(self, payload: bytes) -> None:
+        """Queue one non-durable ``<root>/events`` message (QoS 1, not retained).
+
+        For reports that are a snapshot, not a count (the ``diagnostics``
+        command's): the drain thread sends it once connected. Thread-safe, never
+        blocks; at most :data:`MAX_QUEUED_EVENTS` wait (beyond that the oldest is dropped)
+        and waiting ones are lost on stop: the outbox is for counted reports.
+        """
+        with self._cond:
+            self._events.append(payload)
             self._wake = True
             self._cond.notify_all()
 
@@ -358,6 +376,7 @@ class MqttPublisher:
                         if connected_now or birth_due:
                             self._announce()
                         self._report_refusals(now)
+                        self._send_events()
                         dirty_due = self._dirty and now >= last_status + self._status_min_s
                         if connected_now or now >= next_status or dirty_due:
                             with self._cond:
@@ -464,6 +483,13 @@ class MqttPublisher:
             self._link.publish(f"{self._root}/events", payload, 1, False)
             with self._cond:
                 self._dirty = True  # the status counters follow within status_min_interval_s
+
+    def _send_events(self) -> None:
+        with self._cond:
+            events = list(self._events)
+            self._events.clear()
+        for payload in events:
+            self._link.publish(f"{self._root}/events", payload, 1, False)
 
     def _publish_status(self, reader: OutboxReader) -> None:
         stats = self.stats()

@@ -31,7 +31,7 @@ class Service:
             lambda: 1.0,
             reload=lambda: self.calls.append("reload"),
             restart=lambda: self.calls.append("restart"),
-            diagnostics=lambda: self.calls.append("diagnostics"),
+            diagnostics=lambda command_id: self.calls.append("diagnostics"),
         )
 
 

@@ -134,3 +134,75 @@ def test_forged_or_mismatched_updates_switch_nothing(root: Path, tmp_path: Path)
         updater.install(signed, artifact(tmp_path, sneaky))
     assert updater.current == "1" and updater.state() == {}
     assert sorted(p.name for p in (root / "releases").iterdir()) == ["1"]
+
+
+def build_wheel(folder: Path, name: str, version: str, module: str, source: str) -> Path:
+    """A pure-Python wheel written by hand per the wheel spec (PEP 427, RECORD hashes)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{module}.py": source.encode(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: kiosk-tests\n"
+        b"Root-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": f"[console_scripts]\nkiosk = {module}:main\n".encode(),
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return wheel
+
+
+def wheelhouse_of(*wheels: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for wheel in wheels:
+            archive.add(wheel, arcname=f"wheels/{wheel.name}")
+    return buffer.getvalue()
+
+
+def test_pip_populate_builds_a_real_release_venv_offline(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiosk.remote.update import pip_populate
+
+    built, decoys = tmp_path / "built", tmp_path / "decoys"
+    built.mkdir()
+    decoys.mkdir()
+    probe = "def main():\n    print('kiosk release 2 running')\n"
+    good = build_wheel(built, "kiosk", "2", "kiosk_release_probe", probe)
+    # Unsigned kiosk wheels offered by pip's environment and configuration: never used.
+    build_wheel(decoys, "kiosk", "3", "kiosk_decoy", "def main():\n    print('decoy')\n")
+    (tmp_path / "pip.conf").write_text(f"[global]\nfind-links = {decoys}\n")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(decoys))
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
+    content = wheelhouse_of(good)
+    manifest = sign_update_manifest(AUTHORITY, version="2", build=2, artifact=content)
+    updater = Updater(root, KEYS, populate=pip_populate)
+    # A wheelhouse without the kiosk distribution cannot be installed (no index and no
+    # decoy to fall back on): the build fails and nothing is switched or left behind.
+    other = wheelhouse_of(build_wheel(built, "other", "1", "other_probe", probe))
+    wrong = sign_update_manifest(AUTHORITY, version="2", build=2, artifact=other)
+    with pytest.raises(subprocess.CalledProcessError):
+        updater.install(wrong, artifact(tmp_path, other))
+    assert updater.current == "1"
+    assert sorted(p.name for p in (root / "releases").iterdir()) == ["1"]
+
+    assert updater.install(manifest, artifact(tmp_path, content)) == "2"
+    assert updater.current == "2" and updater.state()["pending"] == "2"
+    program_path = root / "current" / "venv" / "bin" / "kiosk"
+    result = subprocess.run([str(program_path)], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "kiosk release 2 running"
+    # The console script runs the release's own interpreter, inside its own folder.
+    interpreter = program_path.read_text().splitlines()[0]
+    assert interpreter.startswith("#!") and str(root / "releases" / "2" / "venv") in interpreter
