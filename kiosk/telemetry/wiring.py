@@ -65,13 +65,15 @@ def verifier_status(verifier: object) -> StatusSource:
         # happens (the age alone does not say: each bundle sets its own max_age_s).
         material = getattr(verifier, "material", None)
         max_age, grace = getattr(material, "max_age_s", None), getattr(material, "grace_s", None)
-        known = age is not None and isinstance(max_age, int) and isinstance(grace, int)
+        stale_in = expires_in = None
+        if isinstance(age, int | float) and isinstance(max_age, int) and isinstance(grace, int):
+            stale_in, expires_in = round(max_age - age), round(max_age + grace - age)
         return {
             "mode": getattr(h, "mode", None),
             "bundle_version": getattr(h, "bundle_version", None),
             "bundle_age_s": age,
-            "bundle_stale_in_s": round(max_age - age) if known else None,
-            "bundle_expires_in_s": round(max_age + grace - age) if known else None,
+            "bundle_stale_in_s": stale_in,
+            "bundle_expires_in_s": expires_in,
             "clock_state": getattr(h, "clock_state", None),
             "clock_jump_s": getattr(h, "clock_jump_s", None),
             "bundle_formats": list(getattr(h, "bundle_formats", ()) or ()) or None,
