@@ -77,3 +77,21 @@ def test_store_and_publisher_from_config(tmp_path: Path) -> None:
 def test_unknown_timezone_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"device\.timezone"):
         load_config(None, {"device.timezone": "Mars/Olympus"})
+
+
+def test_status_says_how_long_until_the_bundle_goes_stale_and_expires(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from kiosk.verify import TrustMaterial, TrustStore, Verifier
+    from kiosk.verify.clock import FixedProbe, TrustedClock
+
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    material = TrustMaterial(store=TrustStore([]), version=4, issued_at=now - timedelta(days=1),
+                             max_age_s=7 * 86400, grace_s=14 * 86400)
+    clock = TrustedClock(lambda: now, FixedProbe(True), tmp_path / "clock.json")
+    fields = clean_status_fields(verifier_status(Verifier(material, clock))())
+    assert fields["bundle_stale_in_s"] == 6 * 86400
+    assert fields["bundle_expires_in_s"] == 20 * 86400
+    assert fields["bundle_version"] == 4
+    # A verifier without bundle metadata (dev mode, a stand-in): nothing invented.
+    assert clean_status_fields(verifier_status(FakeVerifier())())["bundle_stale_in_s"] is None
