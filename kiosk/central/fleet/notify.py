@@ -1,0 +1,328 @@
+"""Alarm notifications: debounced raised/cleared notices and a daily digest per site.
+
+The store owner hands each committed alarm change to :meth:`Notifier.feed`,
+which only appends to a bounded queue (the oldest change is dropped and
+counted when it is full), so the MQTT side never waits for a network. One
+thread, ``kiosk-fleet-notify``, owns every send (:mod:`.notify_send`): it
+moves changes through the :class:`Debouncer`, sends what is due, and at each
+site's ``notify.digest_time`` (the site's zone, as its gates report it) the
+digest. Every clock is passed in, so tests run on a virtual one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from kiosk.central.fleet.alarms import LABELS, AlarmChange
+from kiosk.central.fleet.config import FleetNotifyConfig
+from kiosk.central.fleet.db import Connection, Database
+from kiosk.central.fleet.notify_send import Channels, read_secret, route
+from kiosk.central.fleet.state import Snapshot
+from kiosk.central.fleet.timefmt import iso, local_day, zone
+
+log = logging.getLogger(__name__)
+
+DETAIL_MAX = 120
+ZONES_S = 30.0
+"""How often the sites and their zones are re-read for digests (a digest may be this late)."""
+LIST_MAX = 100
+"""At most this many alarms per list in a digest (the rest only counted)."""
+_LONG_NUMBER = re.compile(r"\d{10,}")
+# Alarm details are codes ("last will", "3 this hour"); a long digit run could only be
+# an identity number leaking from a gate's error text, so it never leaves in a notice.
+
+
+def safe_detail(detail: str) -> str:
+    """The detail bounded to :data:`DETAIL_MAX` characters, long digit runs masked."""
+    return _LONG_NUMBER.sub("…", detail)[:DETAIL_MAX]
+
+
+def alarm_body(change: AlarmChange) -> dict[str, Any]:
+    """The webhook body of a raised or cleared alarm (codes and times only)."""
+    a = change.alarm
+    label_id, label_en = LABELS.get(a.kind, (a.kind, a.kind))
+    return {
+        "v": 1,
+        "event": change.event,
+        "alarm_id": a.id,
+        "kind": a.kind,
+        "label_id": label_id,
+        "label_en": label_en,
+        "site": a.site,
+        "gate": a.gate,
+        "detail": safe_detail(a.detail),
+        "raised_at": iso(a.raised),
+        "cleared_at": iso(change.at) if change.event == "cleared" else None,
+    }
+
+
+class Debouncer:
+    """Which alarm changes are worth a notice (pure; the caller passes the time).
+
+    A raise is due once the alarm is still open ``delay_s`` after it was raised;
+    a clear is sent only for alarms whose raise was sent.
+    """
+
+    def __init__(self, delay_s: float) -> None:
+        self._delay = delay_s
+        self._pending: dict[int, AlarmChange] = {}
+        self._sent: set[int] = set()
+
+    def offer(self, change: AlarmChange) -> AlarmChange | None:
+        """Take one change; returns it if it is to be sent at once (a clear)."""
+        alarm_id = change.alarm.id
+        if change.event == "raised":
+            self._pending[alarm_id] = change
+            return None
+        if self._pending.pop(alarm_id, None) is not None:
+            return None  # a blip: raised and cleared within the window
+        if alarm_id in self._sent:
+            self._sent.discard(alarm_id)
+            return change
+        return None
+
+    def due(self, now: float) -> list[AlarmChange]:
+        """The raises whose window ended by ``now`` (each returned once)."""
+        out = [c for c in self._pending.values() if c.at + self._delay <= now]
+        for change in out:
+            del self._pending[change.alarm.id]
+            self._sent.add(change.alarm.id)
+        return out
+
+    def next_due(self) -> float | None:
+        """When the next raise becomes due, or None."""
+        return min((c.at + self._delay for c in self._pending.values()), default=None)
+
+
+def next_local(now: float, hhmm: str, zone_name: str | None) -> float:
+    """The first UNIX time after ``now`` that is ``hhmm`` local time in the zone."""
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    local = datetime.fromtimestamp(now, zone(zone_name))
+    at = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if at.timestamp() <= now:
+        at = (local + timedelta(days=1)).replace(hour=hour, minute=minute, second=0,
+                                                 microsecond=0)
+    return at.timestamp()
+
+
+class FleetFacts(Protocol):
+    """What a digest reads (called on the sender thread)."""
+
+    def site_zones(self) -> Mapping[str, str | None]:
+        """Each known site and its zone name (None: the default zone)."""
+
+    def alarms_since(self, site: str, since: int) -> list[tuple[Any, ...]]:
+        """Site alarms raised or cleared since ``since`` or still open:
+        ``(id, site, gate, kind, detail, raised, cleared)``."""
+
+    def today(self, site: str) -> Mapping[str, int]:
+        """The site's counts of its gates' current local day."""
+
+
+def digest_body(facts: FleetFacts, site: str, now: float, zone_name: str | None
+                ) -> dict[str, Any]:
+    """The digest of ``site``: the last 24 h of alarms and today's totals."""
+    since = int(now) - 86400
+
+    def item(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {"alarm_id": row[0], "gate": row[2], "kind": row[3],
+                "detail": safe_detail(str(row[4])), "raised_at": iso(row[5]),
+                "cleared_at": None if row[6] is None else iso(row[6])}
+
+    rows = facts.alarms_since(site, since)
+    raised = [item(r) for r in rows if r[5] >= since]
+    cleared = [item(r) for r in rows if r[6] is not None and r[6] >= since]
+    still = [item(r) for r in rows if r[6] is None]
+    return {
+        "v": 1, "event": "digest", "site": site,
+        "date": local_day(now, zone(zone_name))[0], "zone": zone(zone_name).key,
+        "from": iso(since), "to": iso(now),
+        "raised": raised[:LIST_MAX], "cleared": cleared[:LIST_MAX], "open": still[:LIST_MAX],
+        "totals": {"raised": len(raised), "cleared": len(cleared), "open": len(still)},
+        "today": dict(sorted(facts.today(site).items())),
+    }
+
+
+class StoreFacts:
+    """:class:`FleetFacts` from the state's snapshot and the database (a read connection).
+
+    The connection is opened by the sender thread on first use and kept.
+    """
+
+    def __init__(self, snapshot: Callable[[], Snapshot], db: Database) -> None:
+        self._snapshot = snapshot
+        self._db = db
+        self._conn: Connection | None = None
+
+    def site_zones(self) -> dict[str, str | None]:
+        """Each site with the zone its first gate (by name) reports."""
+        out: dict[str, str | None] = {}
+        for (site, _), view in sorted(self._snapshot().gates.items()):
+            if out.get(site) is None:
+                out[site] = view.get("timezone")
+        return out
+
+    def alarms_since(self, site: str, since: int) -> list[tuple[Any, ...]]:
+        """See :class:`FleetFacts` (at most 3 * LIST_MAX + 1 rows, newest first)."""
+        if self._conn is None:
+            self._conn = self._db.connect()
+        try:
+            return list(self._conn.execute(
+                "SELECT id, site, gate, kind, detail, raised, cleared FROM alarms"
+                " WHERE site = ? AND (raised >= ? OR cleared >= ? OR cleared IS NULL)"
+                " ORDER BY raised DESC, id DESC LIMIT ?",
+                (site, since, since, 3 * LIST_MAX + 1),
+            ).fetchall())
+        except Exception:
+            self.close()  # a fresh connection next time
+            raise
+
+    def today(self, site: str) -> dict[str, int]:
+        """Sum of the site's gates' "today" counters."""
+        out: Counter[str] = Counter()
+        for (name, _), view in self._snapshot().gates.items():
+            if name == site:
+                out.update({k: v for k, v in view["today"].items() if isinstance(v, int)})
+        return dict(out)
+
+    def close(self) -> None:
+        """Close the read connection, if open."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Notifier:
+    """The queue and the sender thread (see module docstring).
+
+    Args:
+        cfg: the [notify] section (validated).
+        facts: the fleet's sites, zones and alarm history, for digests.
+        clock: UNIX seconds (tests pass a virtual clock).
+        poll_s: how often the sender looks at the clock while idle (real seconds).
+
+    Raises:
+        ConfigError: the secret or password file is unreadable.
+    """
+
+    def __init__(self, cfg: FleetNotifyConfig, facts: FleetFacts,
+                 clock: Callable[[], float] = time.time, poll_s: float = 1.0) -> None:
+        self._cfg = cfg
+        self._facts = facts
+        self._clock = clock
+        self._poll = poll_s
+        secret = (read_secret(cfg.secret_file, "notify.secret_file")
+                  if cfg.secret_file is not None else None)
+        password = (read_secret(cfg.smtp_password_file, "notify.smtp_password_file").decode()
+                    if cfg.smtp_password_file is not None else None)
+        self._abort = threading.Event()
+        self.channels = Channels(cfg, secret, password, self._abort, clock)
+        self._queue: deque[AlarmChange] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._debounce = Debouncer(cfg.debounce_s)
+        self._digest_due: dict[str, float] = {}
+        self._zones: dict[str, str | None] = {}
+        self._zones_at = float("-inf")
+        self.active = cfg.enabled or any(s.enabled for s in cfg.sites.values())
+        """False: nothing is enabled anywhere, so no thread runs and feed() ignores changes."""
+        self._thread = threading.Thread(target=self._run, name="kiosk-fleet-notify", daemon=True)
+        self.sent: Counter[str] = Counter()  # notices handed to channels, by event
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """``(channel, outcome)`` counts for /metrics (any thread)."""
+        return self.channels.snapshot()
+
+    def feed(self, change: AlarmChange) -> None:
+        """Queue one alarm change; never blocks (drops the oldest when full)."""
+        if not self.active:
+            return
+        with self._cond:
+            if len(self._queue) >= self._cfg.queue_size:
+                self._queue.popleft()
+                self.channels.count("queue", "dropped")
+            self._queue.append(change)
+            self._cond.notify()
+
+    def start(self) -> None:
+        """Start the sender thread (none when nothing is enabled)."""
+        if self.active:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Send what is queued for at most ``stop_timeout_s``, then give up (idempotent)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if not self._thread.is_alive():
+            return
+        self._thread.join(self._cfg.stop_timeout_s)
+        self._abort.set()  # retries waiting end now; what is left is dropped and counted
+        self._thread.join(self._cfg.webhook_timeout_s + self._cfg.smtp_timeout_s + 1)
+
+    def pump(self) -> None:
+        """One round: queued changes, due raises, due digests (sender thread, or a test)."""
+        with self._cond:
+            batch = list(self._queue)
+            self._queue.clear()
+        for change in batch:
+            if self._abort.is_set():
+                self.channels.count("queue", "dropped")
+            elif (ready := self._debounce.offer(change)) is not None:
+                self._deliver(ready.alarm.site, alarm_body(ready))
+        now = self._clock()
+        for change in self._debounce.due(now):
+            self._deliver(change.alarm.site, alarm_body(change))
+        if self._cfg.digest_time:
+            self._digests(now)
+
+    def _digests(self, now: float) -> None:
+        if now - self._zones_at >= ZONES_S:  # 10,000 gates are not walked every second
+            try:
+                self._zones, self._zones_at = dict(self._facts.site_zones()), now
+            except Exception:
+                log.exception("digest: sites unreadable")
+                return
+        for site, zone_name in sorted(self._zones.items()):
+            due = self._digest_due.get(site)
+            if due is None:  # first seen: the next digest time, not one already past
+                self._digest_due[site] = next_local(now, self._cfg.digest_time, zone_name)
+                continue
+            if now < due or self._abort.is_set():
+                continue
+            self._digest_due[site] = next_local(now, self._cfg.digest_time, zone_name)
+            if route(self._cfg, site) is None:
+                continue
+            try:
+                body = digest_body(self._facts, site, now, zone_name)
+            except Exception:  # database away: this site's digest is skipped today
+                log.exception("digest for %s failed", site)
+                continue
+            self._deliver(site, body)
+
+    def _deliver(self, site: str, body: dict[str, Any]) -> None:
+        where = route(self._cfg, site)
+        if where is None:
+            return
+        self.sent[body["event"]] += 1
+        self.channels.send(where, body)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue and not self._stopping:
+                    self._cond.wait(self._poll)
+                stopping = self._stopping and not self._queue
+            try:
+                self.pump()
+            except Exception:  # a bug must not end notifications for good
+                log.exception("notifier round failed")
+            if stopping or self._abort.is_set():
+                return
