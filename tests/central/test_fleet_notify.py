@@ -150,7 +150,7 @@ def test_retries_with_backoff_and_a_cap_but_not_after_a_4xx(
     counts: dict[tuple[str, str], int], caplog: pytest.LogCaptureFixture,
 ) -> None:
     receiver.answers = answers
-    notifier = Notifier(_notify(tmp_path, webhook_url=receiver.url, webhook_attempts=4),
+    notifier = Notifier(_notify(tmp_path, webhook_url=receiver.url, attempts=4),
                         NoFacts())
     caplog.set_level(logging.DEBUG)
     notifier.feed(_change("raised"))
@@ -162,7 +162,7 @@ def test_retries_with_backoff_and_a_cap_but_not_after_a_4xx(
 
 def test_an_unreachable_receiver_is_retried_then_failed(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens
-    notifier = Notifier(_notify(tmp_path, webhook_url=url, webhook_attempts=3), NoFacts())
+    notifier = Notifier(_notify(tmp_path, webhook_url=url, attempts=3), NoFacts())
     notifier.feed(_change("raised"))
     notifier.pump()
     assert notifier.counts() == {("webhook", "retried"): 2, ("webhook", "failed"): 1}
@@ -229,6 +229,38 @@ def test_debounce_on_a_virtual_clock(tmp_path: Path, receiver: Receiver) -> None
     assert cleared["cleared_at"] == datetime.fromtimestamp(clock.now, UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
     assert all(h["good"] for h in receiver.hits)
+    facts.close()
+    state.close()
+
+
+def test_alarms_open_across_a_restart_are_still_notified(tmp_path: Path,
+                                                         receiver: Receiver) -> None:
+    clock = Clock()
+    receiver.now = clock
+    cfg = _notify(tmp_path, webhook_url=receiver.url, debounce_s=60)
+    state, _, facts = _fleet(tmp_path, clock, cfg)
+    state.apply([Availability("s", "g", True), Availability("s", "h", True),
+                 _status("s", "g", clock.now, clock_state="unsynchronised")])
+    state.tick()  # g's alarm: old enough at the restart to have been notified
+    clock.now += 590
+    state.apply([_status("s", "g", clock.now, clock_state="unsynchronised"),
+                 _status("s", "h", clock.now, gate_mode="emergency")])
+    state.tick()  # h's alarm: 10 s old at the restart, not yet due
+    facts.close()
+    state.close()
+    clock.now += 10
+    state, notifier, facts = _fleet(tmp_path, clock, cfg)
+    notifier.resume(state.snapshot().alarms)
+    notifier.pump()
+    assert receiver.hits == []
+    clock.now += 50
+    notifier.pump()
+    assert [(b["event"], b["gate"]) for b in receiver.bodies] == [("raised", "h")]
+    state.apply([_status("s", "g", clock.now)])
+    state.tick()
+    notifier.pump()
+    assert [(b["event"], b["gate"]) for b in receiver.bodies] == [("raised", "h"),
+                                                                ("cleared", "g")]
     facts.close()
     state.close()
 

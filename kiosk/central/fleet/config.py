@@ -182,8 +182,12 @@ class FleetNotifyConfig:
         None, doc="File holding the shared secret the webhook is signed with (HMAC-SHA256)."
     )
     webhook_timeout_s: float = setting(10.0, doc="Timeout of one attempt.", min=0.1, max=120)
-    webhook_attempts: int = setting(
-        5, doc="Attempts in all (timeouts, 5xx, 408, 429 are retried).", min=1, max=20
+    attempts: int = setting(
+        5,
+        doc="Attempts per notice and channel (webhook: timeouts, 5xx, 408, 429 are retried; "
+        "e-mail: connection errors and 4xx replies).",
+        min=1,
+        max=20,
     )
     retry_base_s: float = setting(
         2.0, doc="Wait before the first retry; doubled each time.", min=0.01, max=600

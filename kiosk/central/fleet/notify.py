@@ -16,11 +16,11 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from kiosk.central.fleet.alarms import LABELS, AlarmChange
+from kiosk.central.fleet.alarms import LABELS, AlarmChange, OpenAlarm
 from kiosk.central.fleet.config import FleetNotifyConfig
 from kiosk.central.fleet.db import Connection, Database
 from kiosk.central.fleet.notify_send import Channels, read_secret, route
@@ -74,6 +74,13 @@ class Debouncer:
         self._delay = delay_s
         self._pending: dict[int, AlarmChange] = {}
         self._sent: set[int] = set()
+
+    def resume(self, change: AlarmChange, now: float) -> None:
+        """Take an alarm open at start: past its window, its raise was sent by the last run."""
+        if change.at + self._delay <= now:
+            self._sent.add(change.alarm.id)
+        else:
+            self._pending[change.alarm.id] = change
 
     def offer(self, change: AlarmChange) -> AlarmChange | None:
         """Take one change; returns it if it is to be sent at once (a clear)."""
@@ -239,6 +246,18 @@ class Notifier:
     def counts(self) -> dict[tuple[str, str], int]:
         """``(channel, outcome)`` counts for /metrics (any thread)."""
         return self.channels.snapshot()
+
+    def resume(self, open_alarms: Iterable[Mapping[str, Any]]) -> None:
+        """Adopt the alarms open when the service starts (API form), before :meth:`start`.
+
+        So an alarm raised before a restart is still notified as cleared when it ends
+        (and one raised within ``debounce_s`` before it, as raised when due).
+        """
+        now = self._clock()
+        for a in open_alarms:
+            raised = int(datetime.fromisoformat(a["raised"]).timestamp())
+            alarm = OpenAlarm(a["id"], a["site"], a["gate"], a["kind"], a["detail"], raised)
+            self._debounce.resume(AlarmChange("raised", alarm, raised), now)
 
     def feed(self, change: AlarmChange) -> None:
         """Queue one alarm change; never blocks (drops the oldest when full)."""

@@ -2,7 +2,7 @@
 
 Only the notifier's sender thread calls :meth:`Channels.send`. Every attempt
 has a timeout; transient failures are retried with exponential backoff up to
-``notify.webhook_attempts`` attempts in all, and each outcome is counted as
+``notify.attempts`` attempts in all, and each outcome is counted as
 ``(channel, outcome)`` for ``kiosk_fleet_notifications_total``.
 
 The webhook body is signed Stripe-style: header
@@ -152,13 +152,13 @@ class Channels:
             self._attempt("email", lambda: self._mail(message))
 
     def _attempt(self, channel: str, once: Callable[[], str]) -> None:
-        """Run ``once`` (returns "ok", "retry" or "fail") up to webhook_attempts times."""
-        for attempt in range(self._cfg.webhook_attempts):
+        """Run ``once`` (returns "ok", "retry" or "fail") up to attempts times."""
+        for attempt in range(self._cfg.attempts):
             outcome = once()
             if outcome == "ok":
                 self.count(channel, "sent")
                 return
-            if outcome == "fail" or attempt + 1 == self._cfg.webhook_attempts:
+            if outcome == "fail" or attempt + 1 == self._cfg.attempts:
                 break
             self.count(channel, "retried")
             delay = min(self._cfg.retry_base_s * 2**attempt, self._cfg.retry_max_s)

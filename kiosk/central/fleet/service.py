@@ -66,6 +66,7 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
     facts = StoreFacts(lambda: state.snapshot(), db)
     notifier = Notifier(config.notify, facts)  # reads the secret: fails before anything runs
     state = FleetState(db, config, on_alarm=notifier.feed)
+    notifier.resume(state.snapshot().alarms)
     consumer = FleetConsumer(config.mqtt, state)
     web = FleetWeb(
         state=state,
