@@ -467,3 +467,12 @@ def test_a_gate_going_offline_reaches_the_webhook_through_the_service(
         assert 'kiosk_fleet_notifications_total{channel="webhook",outcome="sent"} 2' in (
             text.decode())
         gate.close()
+
+
+def test_the_shipped_example_config_says_every_notify_default() -> None:
+    from tests.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "config" / "fleet.toml").read_text()
+    assert load_fleet_config(REPO_ROOT / "config" / "fleet.toml").notify == FleetNotifyConfig()
+    for name in FleetNotifyConfig.__dataclass_fields__:
+        assert f"\n{name} = " in text or f"# [notify.{name}." in text, name

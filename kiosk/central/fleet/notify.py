@@ -330,6 +330,9 @@ class Notifier:
         where = route(self._cfg, site)
         if where is None:
             return
+        if self._abort.is_set():  # shutdown gave up: counted, not attempted
+            self.channels.count("queue", "dropped")
+            return
         self.sent[body["event"]] += 1
         self.channels.send(where, body)
 
