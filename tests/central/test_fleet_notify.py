@@ -97,6 +97,9 @@ class NoFacts:
     def alarms_since(self, site: str, since: int) -> list[tuple[Any, ...]]:
         return []
 
+    def alarm_counts(self, site: str, since: int) -> tuple[int, int, int]:
+        return 0, 0, 0
+
     def today(self, site: str) -> dict[str, int]:
         return {}
 
@@ -185,9 +188,9 @@ def _status(site: str, gate: str, at: float, zone: str = "Asia/Jakarta", **field
     return msg
 
 
-def _fleet(tmp_path: Path, clock: Clock, notify: FleetNotifyConfig
+def _fleet(tmp_path: Path, clock: Clock, notify: FleetNotifyConfig, url: str | None = None
            ) -> tuple[FleetState, Notifier, StoreFacts]:
-    config = load_fleet_config(None, {"store.url": f"sqlite:///{tmp_path / 'f.sqlite'}"})
+    config = load_fleet_config(None, {"store.url": url or f"sqlite:///{tmp_path / 'f.sqlite'}"})
     db = Database(config.store.url)
     facts = StoreFacts(lambda: state.snapshot(), db)
     notifier = Notifier(notify, facts, clock)
@@ -286,12 +289,15 @@ def test_a_full_queue_drops_the_oldest_and_feeding_never_waits(tmp_path: Path,
     notifier.stop()  # idempotent
 
 
-def test_the_daily_digest_comes_at_each_sites_local_time(tmp_path: Path,
-                                                         receiver: Receiver) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_daily_digest_comes_at_each_sites_local_time(
+    tmp_path: Path, receiver: Receiver, backend: str, request: pytest.FixtureRequest
+) -> None:
     clock = Clock()  # 03:00 UTC = 10:00 in Jakarta (UTC+7), 11:00 in Makassar (UTC+8)
     receiver.now = clock
     cfg = _notify(tmp_path, webhook_url=receiver.url, digest_time="10:05", debounce_s=60)
-    state, notifier, facts = _fleet(tmp_path, clock, cfg)
+    url = request.getfixturevalue("postgres_db")() if backend == "postgresql" else None
+    state, notifier, facts = _fleet(tmp_path, clock, cfg, url)
     state.apply([Availability("s", "g", True), Availability("east", "e1", True),
                  _status("s", "g", clock.now), _tailgate(clock, 1), _tailgate(clock, 2),
                  _status("east", "e1", clock.now, zone="Asia/Makassar")])

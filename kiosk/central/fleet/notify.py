@@ -129,6 +129,9 @@ class FleetFacts(Protocol):
         """Site alarms raised or cleared since ``since`` or still open:
         ``(id, site, gate, kind, detail, raised, cleared)``."""
 
+    def alarm_counts(self, site: str, since: int) -> tuple[int, int, int]:
+        """How many site alarms were raised and cleared since ``since``, and are open."""
+
     def today(self, site: str) -> Mapping[str, int]:
         """The site's counts of its gates' current local day."""
 
@@ -152,7 +155,8 @@ def digest_body(facts: FleetFacts, site: str, now: float, zone_name: str | None
         "date": local_day(now, zone(zone_name))[0], "zone": zone(zone_name).key,
         "from": iso(since), "to": iso(now),
         "raised": raised[:LIST_MAX], "cleared": cleared[:LIST_MAX], "open": still[:LIST_MAX],
-        "totals": {"raised": len(raised), "cleared": len(cleared), "open": len(still)},
+        "totals": dict(zip(("raised", "cleared", "open"), facts.alarm_counts(site, since),
+                           strict=True)),
         "today": dict(sorted(facts.today(site).items())),
     }
 
@@ -177,16 +181,30 @@ class StoreFacts:
         return out
 
     def alarms_since(self, site: str, since: int) -> list[tuple[Any, ...]]:
-        """See :class:`FleetFacts` (at most 3 * LIST_MAX + 1 rows, newest first)."""
+        """See :class:`FleetFacts` (at most 3 * LIST_MAX rows, newest first)."""
+        return self._query(
+            "SELECT id, site, gate, kind, detail, raised, cleared FROM alarms"
+            " WHERE site = ? AND (raised >= ? OR cleared >= ? OR cleared IS NULL)"
+            " ORDER BY raised DESC, id DESC LIMIT ?",
+            (site, since, since, 3 * LIST_MAX),
+        )
+
+    def alarm_counts(self, site: str, since: int) -> tuple[int, int, int]:
+        """See :class:`FleetFacts`."""
+        (row,) = self._query(
+            "SELECT COALESCE(SUM(CASE WHEN raised >= ? THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN cleared >= ? THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN cleared IS NULL THEN 1 ELSE 0 END), 0)"
+            " FROM alarms WHERE site = ?",
+            (since, since, site),
+        )
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if self._conn is None:
             self._conn = self._db.connect()
         try:
-            return list(self._conn.execute(
-                "SELECT id, site, gate, kind, detail, raised, cleared FROM alarms"
-                " WHERE site = ? AND (raised >= ? OR cleared >= ? OR cleared IS NULL)"
-                " ORDER BY raised DESC, id DESC LIMIT ?",
-                (site, since, since, 3 * LIST_MAX + 1),
-            ).fetchall())
+            return list(self._conn.execute(sql, params).fetchall())
         except Exception:
             self.close()  # a fresh connection next time
             raise
@@ -227,7 +245,7 @@ class Notifier:
         self._poll = poll_s
         secret = (read_secret(cfg.secret_file, "notify.secret_file")
                   if cfg.secret_file is not None else None)
-        password = (read_secret(cfg.smtp_password_file, "notify.smtp_password_file").decode()
+        password = (read_secret(cfg.smtp_password_file, "notify.smtp_password_file", 1).decode()
                     if cfg.smtp_password_file is not None else None)
         self._abort = threading.Event()
         self.channels = Channels(cfg, secret, password, self._abort, clock)

@@ -43,8 +43,8 @@ MAX_SECRET_BYTES = 4096
 _RETRY_HTTP = frozenset({408, 429})
 
 
-def read_secret(path: Path, key: str) -> bytes:
-    """The secret in ``path`` (surrounding white space dropped), at least 16 bytes.
+def read_secret(path: Path, key: str, minimum: int = 16) -> bytes:
+    """The secret in ``path`` (surrounding white space dropped), at least ``minimum`` bytes.
 
     Raises:
         ConfigError: naming ``key``, never the secret.
@@ -54,8 +54,8 @@ def read_secret(path: Path, key: str) -> bytes:
             data = file.read(MAX_SECRET_BYTES + 1).strip()
     except OSError as exc:
         raise ConfigError(f"{key}: cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_SECRET_BYTES or len(data) < 16:
-        raise ConfigError(f"{key}: {path} must hold 16 to {MAX_SECRET_BYTES} bytes")
+    if len(data) > MAX_SECRET_BYTES or len(data) < minimum:
+        raise ConfigError(f"{key}: {path} must hold {minimum} to {MAX_SECRET_BYTES} bytes")
     return data
 
 
