@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.central.fleet.alarms import AlarmChange, OpenAlarm
 from kiosk.central.fleet.config import FleetNotifyConfig, load_fleet_config
@@ -161,6 +163,22 @@ def test_retries_with_backoff_and_a_cap_but_not_after_a_4xx(
     assert len(receiver.hits) == attempts and all(h["good"] for h in receiver.hits)
     assert notifier.counts() == counts
     assert SECRET.decode() not in caplog.text
+
+
+def test_a_receiver_that_stays_down_gets_one_attempt_per_notice_until_it_answers(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.answers = [503, 503, 503, 200, 503, 200]
+    notifier = Notifier(_notify(tmp_path, webhook_url=receiver.url, attempts=3), NoFacts())
+    codes = []
+    for n in range(3):
+        before = len(receiver.hits)
+        notifier.feed(_change("raised", alarm_id=n))
+        notifier.pump()
+        codes.append([h["code"] for h in receiver.hits[before:]])
+    # All three attempts; then one (it worked: back to normal); then a retry again.
+    assert codes == [[503, 503, 503], [200], [503, 200]]
+    assert [b["alarm_id"] for b in receiver.bodies] == [1, 2]
 
 
 def test_an_unreachable_receiver_is_retried_then_failed(tmp_path: Path) -> None:
@@ -482,3 +500,19 @@ def test_the_shipped_example_config_says_every_notify_default() -> None:
     assert load_fleet_config(REPO_ROOT / "config" / "fleet.toml").notify == FleetNotifyConfig()
     for name in FleetNotifyConfig.__dataclass_fields__:
         assert f"\n{name} = " in text or f"# [notify.{name}." in text, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.text(max_size=200), body=st.binary(max_size=200),
+       t=st.integers(min_value=0, max_value=2**40))
+def test_verify_answers_any_header_with_a_bool_and_accepts_only_the_right_one(
+    header: str, body: bytes, t: int
+) -> None:
+    from kiosk.central.fleet.notify_send import signature
+
+    assert verify(SECRET, header, body, t) in (True, False)
+    good = signature(SECRET, t, body)
+    assert verify(SECRET, good, body, t)
+    assert not verify(SECRET, good, body + b" ", t)
+    mac = good.partition(",v1=")[2]
+    assert not verify(SECRET, f"t={t + 1},v1={mac}", body, t)  # the time is signed too

@@ -130,6 +130,9 @@ class Channels:
         self._opener = urllib.request.build_opener(_NoRedirect())
         self.counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        # Targets whose last notice failed every attempt: one attempt each until one
+        # succeeds, so a dead receiver costs a timeout per notice, not a retry ladder.
+        self._down: set[str] = set()
 
     def count(self, channel: str, outcome: str) -> None:
         """Add one to ``(channel, outcome)`` (any thread)."""
@@ -146,25 +149,29 @@ class Channels:
         if where.webhook_url and self._secret is not None:
             data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
             url = where.webhook_url
-            self._attempt("webhook", lambda: self._post(url, data))
+            self._attempt("webhook", url, lambda: self._post(url, data))
         if where.email_to:
             message = email_message(body, self._cfg.email_from, where.email_to)
-            self._attempt("email", lambda: self._mail(message))
+            self._attempt("email", self._cfg.smtp_host, lambda: self._mail(message))
 
-    def _attempt(self, channel: str, once: Callable[[], str]) -> None:
-        """Run ``once`` (returns "ok", "retry" or "fail") up to attempts times."""
-        for attempt in range(self._cfg.attempts):
+    def _attempt(self, channel: str, target: str, once: Callable[[], str]) -> None:
+        """Run ``once`` (returns "ok", "retry" or "fail") up to ``attempts`` times."""
+        attempts = 1 if target in self._down else self._cfg.attempts
+        for attempt in range(attempts):
             outcome = once()
             if outcome == "ok":
                 self.count(channel, "sent")
+                self._down.discard(target)
                 return
-            if outcome == "fail" or attempt + 1 == self._cfg.attempts:
+            if outcome == "fail" or attempt + 1 == attempts:
                 break
             self.count(channel, "retried")
             delay = min(self._cfg.retry_base_s * 2**attempt, self._cfg.retry_max_s)
             if self._abort.wait(delay):
                 break
         self.count(channel, "failed")
+        if outcome == "retry":
+            self._down.add(target)
         log.warning("notification by %s failed", channel)
 
     def _post(self, url: str, data: bytes) -> str:
