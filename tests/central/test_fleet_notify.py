@@ -25,7 +25,8 @@ from kiosk.central.fleet.alarms import AlarmChange, OpenAlarm
 from kiosk.central.fleet.config import FleetNotifyConfig, load_fleet_config
 from kiosk.central.fleet.db import Database
 from kiosk.central.fleet.messages import Availability, Status, TopicMatcher, parse
-from kiosk.central.fleet.notify import Notifier, StoreFacts, next_local
+from kiosk.central.fleet.notify import Notifier
+from kiosk.central.fleet.notify_body import StoreFacts, next_local
 from kiosk.central.fleet.notify_send import SIGNATURE_HEADER, route, verify
 from kiosk.central.fleet.state import FleetState
 from kiosk.errors import ConfigError

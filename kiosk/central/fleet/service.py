@@ -20,7 +20,8 @@ from kiosk.central.fleet.config import FleetConfig
 from kiosk.central.fleet.consumer import FleetConsumer
 from kiosk.central.fleet.db import Database
 from kiosk.central.fleet.metrics import MetricsCache
-from kiosk.central.fleet.notify import Notifier, StoreFacts
+from kiosk.central.fleet.notify import Notifier
+from kiosk.central.fleet.notify_body import StoreFacts
 from kiosk.central.fleet.state import FleetState
 from kiosk.central.fleet.web import FleetServer, FleetWeb
 
