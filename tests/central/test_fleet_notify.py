@@ -517,3 +517,31 @@ def test_verify_answers_any_header_with_a_bool_and_accepts_only_the_right_one(
     assert not verify(SECRET, good, body + b" ", t)
     mac = good.partition(",v1=")[2]
     assert not verify(SECRET, f"t={t + 1},v1={mac}", body, t)  # the time is signed too
+
+
+def test_the_digest_email_is_bilingual_and_bounded() -> None:
+    from kiosk.central.fleet.notify_body import LIST_MAX, digest_body
+    from kiosk.central.fleet.notify_send import email_text
+
+    class Facts(NoFacts):
+        def alarms_since(self, site: str, since: int) -> list[tuple[Any, ...]]:
+            rows = [(n, site, f"g{n}", "offline", "silent", int(T0) - 60, int(T0) - 30)
+                    for n in range(3 * LIST_MAX)]
+            return [(999, site, "g1", "clock", "unsynchronised", int(T0) - 90000, None), *rows]
+
+        def alarm_counts(self, site: str, since: int) -> tuple[int, int, int]:
+            return 1000, 1000, 1
+
+        def today(self, site: str) -> dict[str, int]:
+            return {"allowed": 40, "denied": 2}
+
+    body = digest_body(Facts(), "mall-1", T0, "Asia/Jakarta")
+    assert len(body["raised"]) == len(body["cleared"]) == LIST_MAX and len(body["open"]) == 1
+    assert body["totals"] == {"raised": 1000, "cleared": 1000, "open": 1}
+    subject, text = email_text(body)
+    assert subject == "[kiosk] Ringkasan harian / Daily digest: mall-1 2026-05-01"
+    assert "Alarm baru: 1000, pulih: 1000, masih terbuka: 1" in text
+    assert "Alarms raised: 1000, cleared: 1000, still open: 1" in text
+    assert "Hitungan hari ini: allowed 40, denied 2" in text
+    assert "- g1 clock 2026-04-30T02:00:00Z -> …" in text
+    assert len(text.splitlines()) < 2 * LIST_MAX + 20

@@ -230,12 +230,13 @@ def email_text(body: dict[str, Any]) -> tuple[str, str]:
     site = body["site"]
     if body["event"] == "digest":
         counts = ", ".join(f"{k} {v}" for k, v in sorted(body["today"].items())) or "-"
+        n = body["totals"]
         head = (f"Ringkasan harian {site} {body['date']}\n"
-                f"Alarm baru: {len(body['raised'])}, pulih: {len(body['cleared'])}, "
-                f"masih terbuka: {len(body['open'])}\nHitungan hari ini: {counts}\n\n"
+                f"Alarm baru: {n['raised']}, pulih: {n['cleared']}, "
+                f"masih terbuka: {n['open']}\nHitungan hari ini: {counts}\n\n"
                 f"Daily digest {site} {body['date']}\n"
-                f"Alarms raised: {len(body['raised'])}, cleared: {len(body['cleared'])}, "
-                f"still open: {len(body['open'])}\nToday's counts: {counts}\n")
+                f"Alarms raised: {n['raised']}, cleared: {n['cleared']}, "
+                f"still open: {n['open']}\nToday's counts: {counts}\n")
         lines = [f"- {a['gate']} {a['kind']} {a['raised_at']} -> {a['cleared_at'] or '…'}"
                  for a in body["open"] + body["cleared"]]
         return (f"[kiosk] Ringkasan harian / Daily digest: {site} {body['date']}",
