@@ -545,3 +545,24 @@ def test_the_digest_email_is_bilingual_and_bounded() -> None:
     assert "Hitungan hari ini: allowed 40, denied 2" in text
     assert "- g1 clock 2026-04-30T02:00:00Z -> …" in text
     assert len(text.splitlines()) < 2 * LIST_MAX + 20
+
+
+def test_stop_gives_up_after_its_timeout_and_counts_what_is_left(tmp_path: Path,
+                                                                 receiver: Receiver) -> None:
+    receiver.release.clear()  # the receiver never answers in time
+    cfg = _notify(tmp_path, webhook_url=receiver.url, stop_timeout_s=0.5, webhook_timeout_s=1,
+                  attempts=5, retry_base_s=5)
+    notifier = Notifier(cfg, NoFacts(), poll_s=0.02)
+    notifier.start()
+    for n in range(4):
+        notifier.feed(_change("raised", alarm_id=n))
+    started = time.monotonic()
+    notifier.stop()
+    took = time.monotonic() - started
+    assert not notifier._thread.is_alive()
+    assert took < 10  # loose: 0.5 s of draining, then at most one attempt's timeout
+    counts = notifier.counts()
+    # The first notice timed out (and waits for its retry were cut short); the rest,
+    # never attempted, are counted as dropped.
+    assert counts[("webhook", "failed")] == 1 and counts[("queue", "dropped")] == 3
+    assert receiver.bodies == []
