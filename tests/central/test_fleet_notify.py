@@ -566,3 +566,40 @@ def test_stop_gives_up_after_its_timeout_and_counts_what_is_left(tmp_path: Path,
     # never attempted, are counted as dropped.
     assert counts[("webhook", "failed")] == 1 and counts[("queue", "dropped")] == 3
     assert receiver.bodies == []
+
+
+def test_email_over_starttls_checks_the_servers_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.telemetry.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    received: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append((session.ssl is not None, envelope))
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True)
+    controller.start()
+    try:
+        common = {"smtp_host": "127.0.0.1", "smtp_port": port, "email_from": "f@example.id",
+                  "email_to": "ops@example.id", "attempts": 1}
+        trusting = Notifier(_notify(tmp_path, smtp_tls_ca=str(pki.ca), **common), NoFacts())
+        trusting.feed(_change("raised"))
+        trusting.pump()
+        system_cas = Notifier(_notify(tmp_path, **common), NoFacts())  # the test CA is unknown
+        system_cas.feed(_change("raised"))
+        system_cas.pump()
+    finally:
+        controller.stop()
+    assert [tls for tls, _ in received] == [True]
+    assert trusting.counts() == {("email", "sent"): 1}
+    assert system_cas.counts() == {("email", "failed"): 1}

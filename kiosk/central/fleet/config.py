@@ -196,6 +196,9 @@ class FleetNotifyConfig:
     smtp_host: str = setting("", doc="SMTP server; empty = no e-mail.")
     smtp_port: int = setting(587, doc="SMTP port.", min=1, max=65535)
     smtp_starttls: bool = setting(True, doc="Upgrade the SMTP connection with STARTTLS.")
+    smtp_tls_ca: Path | None = setting(
+        None, doc="CA certificate (PEM) of the SMTP server; unset = system CAs."
+    )
     smtp_username: str = setting("", doc="SMTP user name; empty = no login.")
     smtp_password_file: Path | None = setting(None, doc="File holding the SMTP password.")
     smtp_timeout_s: float = setting(30.0, doc="SMTP connection timeout.", min=1, max=300)

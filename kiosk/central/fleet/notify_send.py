@@ -199,7 +199,8 @@ class Channels:
         try:
             with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout_s) as smtp:
                 if cfg.smtp_starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    ca = None if cfg.smtp_tls_ca is None else str(cfg.smtp_tls_ca)
+                    smtp.starttls(context=ssl.create_default_context(cafile=ca))
                 if cfg.smtp_username:
                     smtp.login(cfg.smtp_username, self._password or "")
                 smtp.send_message(message)
