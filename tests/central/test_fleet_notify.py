@@ -489,8 +489,11 @@ def test_a_gate_going_offline_reaches_the_webhook_through_the_service(
         assert receiver.bodies[1]["event"] == "cleared"
         status, text = get(fleet, "/metrics")
         assert status == 200
-        assert 'kiosk_fleet_notifications_total{channel="webhook",outcome="sent"} 2' in (
-            text.decode())
+        metrics = text.decode()
+        assert 'kiosk_fleet_notifications_total{channel="webhook",outcome="sent"} 2' in metrics
+        assert 'kiosk_fleet_notifications_total{channel="webhook",outcome="failed"} 0' in metrics
+        assert 'kiosk_fleet_notifications_total{channel="queue",outcome="dropped"} 0' in metrics
+        assert 'channel="email"' not in metrics  # not configured
         gate.close()
 
 

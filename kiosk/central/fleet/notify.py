@@ -116,6 +116,20 @@ class Notifier:
         """``(channel, outcome)`` counts for /metrics (any thread)."""
         return self.channels.snapshot()
 
+    def exposed(self) -> dict[tuple[str, str], int]:
+        """:meth:`counts` with a zero for every outcome of each channel in use (/metrics).
+
+        A counter that exists from the start lets ``rate()`` see its first increase.
+        """
+        cfg = self._cfg
+        used = ["queue"] if self.active else []
+        if self.active and (cfg.webhook_url or any(s.webhook_url for s in cfg.sites.values())):
+            used.append("webhook")
+        if self.active and cfg.smtp_host:
+            used.append("email")
+        zeros = {(c, o): 0 for c in used for o in ("sent", "failed", "dropped", "retried")}
+        return {**zeros, **self.counts()}
+
     def resume(self, open_alarms: Iterable[Mapping[str, Any]]) -> None:
         """Adopt the alarms open when the service starts (API form), before :meth:`start`.
 

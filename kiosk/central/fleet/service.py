@@ -77,7 +77,7 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
         max_body=config.http.max_body_bytes,
         sse_interval_s=config.http.sse_interval_s,
     )
-    web.metrics = MetricsCache(notifier.counts)
+    web.metrics = MetricsCache(notifier.exposed)
     try:
         server = FleetServer((config.http.host, config.http.port), web)
     except BaseException:  # address in use: nothing started yet but the state's database
