@@ -183,6 +183,9 @@ def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) 
         hint = hints[name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[name] = _build(hint, raw[name], dotted, locator, base_dir)
+        elif typing.get_origin(hint) is dict:
+            values[name] = _build_named(typing.get_args(hint)[1], raw[name], dotted, locator,
+                                        base_dir)
         else:
             values[name] = _coerce(raw[name], hint, spec.metadata, dotted, locator, base_dir)
     try:
@@ -191,6 +194,20 @@ def _build(cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path) 
         # Cross-field rules inside a section raise "<dotted.key>: reason": add file and line.
         key, _, reason = str(exc).partition(": ")
         raise locator.error(key, reason) from None
+
+
+def _build_named(
+    cls: type, raw: Any, prefix: str, locator: _Locator, base_dir: Path
+) -> dict[str, Any]:
+    """A table of named tables (``[notify.sites.<name>]``), each one a ``cls``."""
+    if not isinstance(raw, dict):
+        raise locator.error(prefix, f"expected a table, got {_type_name(raw)}")
+    out: dict[str, Any] = {}
+    for name, table in raw.items():
+        if not name or len(name) > 64 or _BAD_CHAR.search(name):
+            raise locator.error(f"{prefix}.{quote(name)}", "not a usable name")
+        out[name] = _build(cls, table, f"{prefix}.{name}", locator, base_dir)
+    return out
 
 
 def _coerce(

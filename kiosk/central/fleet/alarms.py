@@ -106,6 +106,18 @@ class OpenAlarm:
     raised: int
 
 
+@dataclass(frozen=True)
+class AlarmChange:
+    """One alarm raised or cleared, as the store owner committed it (for notifications).
+
+    ``at`` is UNIX seconds of the change; alarms carry codes, never personal data.
+    """
+
+    event: str  # "raised" or "cleared"
+    alarm: OpenAlarm
+    at: int
+
+
 def alarm_json(alarm: OpenAlarm | tuple[Any, ...]) -> dict[str, Any]:
     """The API form of an open alarm or of an alarm row.
 

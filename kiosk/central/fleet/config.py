@@ -137,6 +137,97 @@ class FleetAlarmConfig:
     )
 
 
+def _url_problem(url: str) -> str | None:
+    if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        return "expected an http:// or https:// URL"
+    return None
+
+
+def _addresses_problem(text: str) -> str | None:
+    if text and not all(_ADDRESS.fullmatch(a.strip()) for a in text.split(",")):
+        return "expected e-mail addresses separated by commas"
+    return None
+
+
+def _time_problem(text: str) -> str | None:
+    if text and not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text):
+        return "expected HH:MM (24 h, the site's local time) or empty"
+    return None
+
+
+_ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+")
+
+
+@dataclass(frozen=True)
+class FleetNotifySiteConfig:
+    """One site's notification overrides (``[notify.sites.<site>]``); unset = as [notify]."""
+
+    enabled: bool | None = setting(None, doc="Notify for this site at all.")
+    webhook: bool | None = setting(None, doc="Use the webhook channel for this site.")
+    email: bool | None = setting(None, doc="Use the e-mail channel for this site.")
+    webhook_url: str | None = setting(
+        None, doc="This site's webhook URL (same secret).", check=_url_problem
+    )
+    email_to: str | None = setting(
+        None, doc="This site's recipients, comma-separated.", check=_addresses_problem
+    )
+
+
+@dataclass(frozen=True)
+class FleetNotifyConfig:
+    """Alarm notifications: webhook (signed JSON) and e-mail, debounced, a daily digest."""
+
+    enabled: bool = setting(False, doc="Send notifications at all.")
+    debounce_s: float = setting(
+        60.0, doc="An alarm is notified only if still raised this long after.", min=0, max=86400
+    )
+    queue_size: int = setting(
+        1000, doc="Alarm changes waiting to be sent; when full the oldest is dropped.",
+        min=10, max=1_000_000,
+    )
+    stop_timeout_s: float = setting(
+        10.0, doc="At shutdown, keep sending what is queued at most this long.", min=0, max=300
+    )
+    webhook_url: str = setting(
+        "", doc="HTTP POST of JSON here; empty = no webhook.", check=_url_problem
+    )
+    secret_file: Path | None = setting(
+        None, doc="File holding the shared secret the webhook is signed with (HMAC-SHA256)."
+    )
+    webhook_timeout_s: float = setting(10.0, doc="Timeout of one attempt.", min=0.1, max=120)
+    attempts: int = setting(
+        5,
+        doc="Attempts per notice and channel (webhook: timeouts, 5xx, 408, 429 are retried; "
+        "e-mail: connection errors and 4xx replies).",
+        min=1,
+        max=20,
+    )
+    retry_base_s: float = setting(
+        2.0, doc="Wait before the first retry; doubled each time.", min=0.01, max=600
+    )
+    retry_max_s: float = setting(60.0, doc="Longest wait between attempts.", min=0.01, max=3600)
+    smtp_host: str = setting("", doc="SMTP server; empty = no e-mail.")
+    smtp_port: int = setting(587, doc="SMTP port.", min=1, max=65535)
+    smtp_starttls: bool = setting(True, doc="Upgrade the SMTP connection with STARTTLS.")
+    smtp_tls_ca: Path | None = setting(
+        None, doc="CA certificate (PEM) of the SMTP server; unset = system CAs."
+    )
+    smtp_username: str = setting("", doc="SMTP user name; empty = no login.")
+    smtp_password_file: Path | None = setting(None, doc="File holding the SMTP password.")
+    smtp_timeout_s: float = setting(30.0, doc="SMTP connection timeout.", min=1, max=300)
+    email_from: str = setting("", doc="Sender address.", check=_addresses_problem)
+    email_to: str = setting(
+        "", doc="Recipients, comma-separated.", check=_addresses_problem
+    )
+    digest_time: str = setting(
+        "07:00", doc="Daily digest at this local time of each site (HH:MM); empty = none.",
+        check=_time_problem,
+    )
+    sites: dict[str, FleetNotifySiteConfig] = field(
+        default_factory=dict, metadata={"doc": "Per-site overrides: [notify.sites.<site>]."}
+    )
+
+
 @dataclass(frozen=True)
 class FleetLoggingConfig:
     """Logging to stderr."""
@@ -152,6 +243,7 @@ class FleetConfig:
     http: FleetHttpConfig = field(default_factory=FleetHttpConfig)
     store: FleetStoreConfig = field(default_factory=FleetStoreConfig)
     alarms: FleetAlarmConfig = field(default_factory=FleetAlarmConfig)
+    notify: FleetNotifyConfig = field(default_factory=FleetNotifyConfig)
     logging: FleetLoggingConfig = field(default_factory=FleetLoggingConfig)
 
 
@@ -171,6 +263,29 @@ def _check(config: FleetConfig, locator: Locator) -> None:
         ("postgresql://", "postgres://")
     ):
         raise locator.error("store.url", "expected sqlite:///PATH or postgresql://...")
+    _check_notify(config.notify, locator)
+
+
+def _check_notify(cfg: FleetNotifyConfig, locator: Locator) -> None:
+    if cfg.smtp_password_file is not None and not cfg.smtp_username:
+        raise locator.error("notify.smtp_password_file", "requires notify.smtp_username")
+    webhook_used = bool(cfg.webhook_url) or any(s.webhook_url for s in cfg.sites.values())
+    if webhook_used and cfg.secret_file is None:
+        raise locator.error("notify.secret_file", "required when a webhook_url is set",
+                            near="notify.webhook_url")
+    if cfg.smtp_host and not cfg.email_from:
+        raise locator.error("notify.email_from", "required when notify.smtp_host is set",
+                            near="notify.smtp_host")
+    for site, over in sorted(cfg.sites.items()):
+        key = f"notify.sites.{site}"
+        if not _NAME.fullmatch(site):
+            raise locator.error(key, "a site name: letters, digits, '_', '-' and '.' only")
+        if over.webhook and not (over.webhook_url or cfg.webhook_url):
+            raise locator.error(f"{key}.webhook", "no webhook_url here or in [notify]")
+        if over.email and not cfg.smtp_host:
+            raise locator.error(f"{key}.email", "requires notify.smtp_host")
+        if over.email and not (over.email_to or cfg.email_to):
+            raise locator.error(f"{key}.email", "no email_to here or in [notify]")
 
 
 def flag_overrides(

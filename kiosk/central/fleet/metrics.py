@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from kiosk.central.fleet.state import Snapshot
 
@@ -26,27 +26,38 @@ _HELP = {
     "kiosk_fleet_messages_rejected_total": ("counter", "Messages dropped, by reason."),
     "kiosk_fleet_duplicate_reports_total": ("counter", "Counts reports already seen (QoS 1)."),
     "kiosk_fleet_sequence_gaps_total": ("counter", "Gaps detected in gates' count sequences."),
+    "kiosk_fleet_notifications_total": (
+        "counter", "Alarm notifications by channel and outcome (sent, failed, dropped, retried)."
+    ),
 }
 
 
 class MetricsCache:
     """Renders the exposition text at most once per snapshot version (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, notifications: Callable[[], Mapping[tuple[str, str], int]] | None = None
+    ) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, int] = (-1, -1)
+        self._key: tuple[int, int, int] = (-1, -1, -1)
         self._text = ""
+        self._notifications = notifications or dict
 
     def render(self, snap: Snapshot, rejected: Mapping[str, int]) -> str:
-        """The text for this snapshot and the consumer's rejected counts."""
-        key = (snap.version, sum(rejected.values()))
+        """The text for this snapshot, the consumer's rejected and the notifier's counts."""
+        sent = self._notifications()
+        key = (snap.version, sum(rejected.values()), sum(sent.values()))
         with self._lock:
             if key != self._key:
-                self._text, self._key = render(snap, rejected), key
+                self._text, self._key = render(snap, rejected, sent), key
             return self._text
 
 
-def render(snap: Snapshot, rejected: Mapping[str, int]) -> str:
+def render(
+    snap: Snapshot,
+    rejected: Mapping[str, int],
+    notifications: Mapping[tuple[str, str], int] | None = None,
+) -> str:
     """The exposition text (see module docstring)."""
     lines: dict[str, list[str]] = {name: [] for name in _HELP}
 
@@ -83,6 +94,8 @@ def render(snap: Snapshot, rejected: Mapping[str, int]) -> str:
         add("kiosk_fleet_messages_rejected_total", {"reason": reason}, value)
     add("kiosk_fleet_duplicate_reports_total", {}, snap.counters.get("duplicates", 0))
     add("kiosk_fleet_sequence_gaps_total", {}, snap.counters.get("gaps", 0))
+    for (channel, outcome), value in sorted((notifications or {}).items()):
+        add("kiosk_fleet_notifications_total", {"channel": channel, "outcome": outcome}, value)
     out = []
     for name, (kind, text) in _HELP.items():
         out.append(f"# HELP {name} {text}")

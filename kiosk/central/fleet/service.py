@@ -19,6 +19,9 @@ from kiosk.central.fleet.auth import Access, read_tokens
 from kiosk.central.fleet.config import FleetConfig
 from kiosk.central.fleet.consumer import FleetConsumer
 from kiosk.central.fleet.db import Database
+from kiosk.central.fleet.metrics import MetricsCache
+from kiosk.central.fleet.notify import Notifier
+from kiosk.central.fleet.notify_body import StoreFacts
 from kiosk.central.fleet.state import FleetState
 from kiosk.central.fleet.web import FleetServer, FleetWeb
 
@@ -34,6 +37,7 @@ class FleetService:
     consumer: FleetConsumer
     server: FleetServer
     token: str | None
+    notifier: Notifier
 
     @property
     def url(self) -> str:
@@ -60,7 +64,10 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
         token = secrets.token_urlsafe(24)
         tokens = [token]
     db = Database(config.store.url, base)
-    state = FleetState(db, config)
+    facts = StoreFacts(lambda: state.snapshot(), db)
+    notifier = Notifier(config.notify, facts)  # reads the secret: fails before anything runs
+    state = FleetState(db, config, on_alarm=notifier.feed)
+    notifier.resume(state.snapshot().alarms)
     consumer = FleetConsumer(config.mqtt, state)
     web = FleetWeb(
         state=state,
@@ -70,6 +77,7 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
         max_body=config.http.max_body_bytes,
         sse_interval_s=config.http.sse_interval_s,
     )
+    web.metrics = MetricsCache(notifier.exposed)
     try:
         server = FleetServer((config.http.host, config.http.port), web)
     except BaseException:  # address in use: nothing started yet but the state's database
@@ -81,14 +89,17 @@ def build_service(config: FleetConfig, *, base: Path | None = None) -> Iterator[
         kwargs={"poll_interval": 0.2},
         daemon=True,
     )
+    notifier.start()
     consumer.start()
     http_thread.start()
     log.info("fleet page on %s (store %s)", server.url, db.label)
     try:
-        yield FleetService(config, state, consumer, server, token)
+        yield FleetService(config, state, consumer, server, token, notifier)
     finally:
         web.stopping.set()
         server.shutdown()
         server.server_close()
         http_thread.join(5)
         consumer.stop()
+        notifier.stop()  # after the consumer: no alarm change arrives any more
+        facts.close()

@@ -26,7 +26,14 @@ from types import MappingProxyType
 from typing import Any
 
 from kiosk.central.fleet import store
-from kiosk.central.fleet.alarms import OpenAlarm, Watch, alarm_json, command_json, conditions
+from kiosk.central.fleet.alarms import (
+    AlarmChange,
+    OpenAlarm,
+    Watch,
+    alarm_json,
+    command_json,
+    conditions,
+)
 from kiosk.central.fleet.config import FleetConfig
 from kiosk.central.fleet.db import Database
 from kiosk.central.fleet.messages import Availability, Counts, Event, Message, Status
@@ -102,9 +109,17 @@ class FleetState:
         db: where facts are kept (schema created here).
         cfg: the service configuration (alarm thresholds, retention).
         clock: UNIX seconds (tests pass a fake).
+        on_alarm: told of each committed raise and clear (must not block: notifications).
     """
 
-    def __init__(self, db: Database, cfg: FleetConfig, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        db: Database,
+        cfg: FleetConfig,
+        clock: Callable[[], float] = time.time,
+        on_alarm: Callable[[AlarmChange], None] | None = None,
+    ):
+        self._on_alarm = on_alarm
         self._db = db
         self._cfg = cfg
         self._clock = clock
@@ -246,14 +261,21 @@ class FleetState:
             for open_key in [k for k in self._open if k[:2] == key and k[2] not in found]:
                 cleared.append(open_key)
         if raised or cleared:
+            changes: list[AlarmChange] = []
             with self._conn.transaction() as conn:
                 for akey, detail in raised:
                     alarm_id = store.raise_alarm(conn, *akey, detail, int(now))
                     self._open[akey] = OpenAlarm(alarm_id, *akey, detail, int(now))
+                    changes.append(AlarmChange("raised", self._open[akey], int(now)))
                     log.info("alarm raised: %s/%s %s (%s)", akey[0], akey[1], akey[2], detail)
                 for akey in cleared:
-                    store.clear_alarm(conn, self._open.pop(akey).id, int(now))
+                    gone = self._open.pop(akey)
+                    store.clear_alarm(conn, gone.id, int(now))
+                    changes.append(AlarmChange("cleared", gone, int(now)))
                     log.info("alarm cleared: %s/%s %s", *akey)
+            if self._on_alarm is not None:
+                for change in changes:
+                    self._on_alarm(change)
             dirty.update(a[:2] for a, _ in raised)
             dirty.update(a[:2] for a in cleared)
             self.count("alarms.raised", len(raised))
