@@ -14,8 +14,16 @@ from typing import Any
 
 import pytest
 
-from kiosk.central.fleet.messages import Event, Rejected, Status, TopicMatcher, parse
+from kiosk.central.fleet.messages import (
+    Diagnostics,
+    Event,
+    Rejected,
+    Status,
+    TopicMatcher,
+    parse,
+)
 from kiosk.central.fleet.state import FleetState
+from kiosk.remote.diagnostics import diagnostics_payload
 from kiosk.telemetry.payloads import event_payload
 from tests.central.helpers import RawGate, api, fleet_config, get, minutes_ago, running, wait_until
 from tests.central.test_fleet_alarms import Clock, _state
@@ -154,6 +162,9 @@ def test_the_api_lists_command_outcomes_and_gates_behind(
             assert [(c["action"], c["outcome"]) for c in listed] == [("emergency-on", "ok")]
             assert wait_until(
                 lambda: api(fleet, "/api/gates/mall/g2").get("behind") == 8, 10)
+            g1.publish("events", report("mall/g1", at, broker=("ok", "connected")))
+            assert wait_until(
+                lambda: api(fleet, "/api/gates/mall/g1").get("diagnostics") is not None, 10)
             assert api(fleet, "/api/gates/mall/g1")["behind"] is None
             assert get(fleet, "/api/commands?limit=0")[0] == 400
             assert get(fleet, "/api/commands?site=../x")[0] == 400
@@ -161,3 +172,42 @@ def test_the_api_lists_command_outcomes_and_gates_behind(
     finally:
         g1.close()
         g2.close()
+
+
+def report(device: str, at: datetime, **checks: tuple[str, str]) -> bytes:
+    """A diagnostics event as the gate builds it."""
+    worst = max((v for v, _ in checks.values()), key=("ok", "warn", "fail").index)
+    return diagnostics_payload({
+        "device": device, "ts": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "command": "cd" * 16, "result": worst,
+        "checks": {name: {"status": v, "detail": d} for name, (v, d) in checks.items()}})
+
+
+def test_the_latest_diagnostics_report_is_shown_per_gate_and_kept(tmp_path: Path) -> None:
+    clock = Clock()
+    state = _state(tmp_path, clock)
+    at = datetime.fromtimestamp(clock.now, UTC)
+    msg = parse(MATCHER, "kiosk/s/g1/events", report(
+        "s/g1", at, clock=("ok", "synchronised"), trust=("warn", "bundle v4, 8.0 d old")), 65536)
+    assert isinstance(msg, Diagnostics)
+    state.apply([msg])
+    shown = state.snapshot().gates[("s", "g1")]["diagnostics"]
+    assert shown["result"] == "warn"
+    assert shown["checks"]["trust"] == {"status": "warn", "detail": "bundle v4, 8.0 d old"}
+    state.close()
+    again = _state(tmp_path, clock)
+    again.tick()
+    assert again.snapshot().gates[("s", "g1")]["diagnostics"] == shown
+
+
+def test_hostile_diagnostics_reports_are_dropped() -> None:
+    at = datetime.fromtimestamp(Clock().now, UTC)
+    good = json.loads(report("s/g", at, clock=("ok", "fine")))
+    for change in ({"result": "great"}, {"checks": []}, {"checks": {"x y": {"status": "ok"}}},
+                   {"checks": {f"c{i}": {"status": "ok"} for i in range(40)}},
+                   {"checks": {"clock": {"status": "ok", "detail": 5}}}, {"ts": "yesterday"}):
+        with pytest.raises(Rejected):
+            parse(MATCHER, "kiosk/s/g/events", json.dumps({**good, **change}).encode(), 65536)
+    long = {**good, "checks": {"clock": {"status": "ok", "detail": "x" * 5000}}}
+    parsed = parse(MATCHER, "kiosk/s/g/events", json.dumps(long).encode(), 65536)
+    assert isinstance(parsed, Diagnostics) and len(parsed.checks["clock"][1]) == 120

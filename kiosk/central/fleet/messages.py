@@ -88,7 +88,18 @@ class Event:
     kind: str
 
 
-Message = Availability | Status | Counts | Event
+@dataclass(frozen=True, slots=True)
+class Diagnostics:
+    """``<root>/events`` of kind ``diagnostics``: a gate's answer to a diagnostics command."""
+
+    site: str
+    gate: str
+    ts: datetime
+    result: str
+    checks: dict[str, tuple[str, str]]  # check name -> (ok | warn | fail, bounded detail)
+
+
+Message = Availability | Status | Counts | Event | Diagnostics
 
 
 class TopicMatcher:
@@ -140,6 +151,8 @@ def parse(matcher: TopicMatcher, topic: str, payload: bytes, max_bytes: int) -> 
         return _status(site, gate, body)
     if suffix == "counts":
         return _counts(site, gate, body)
+    if body.get("kind") == "diagnostics":
+        return _diagnostics(site, gate, body)
     return _event(site, gate, body)
 
 
@@ -266,6 +279,26 @@ def _counts(site: str, gate: str, body: dict[str, Any]) -> Counts:
         delta=_counters(body.get("delta")),
         totals=_counters(body.get("totals")),
     )
+
+
+_VERDICTS = ("ok", "warn", "fail")
+_MAX_CHECKS = 16
+_DETAIL = 120
+
+
+def _diagnostics(site: str, gate: str, body: dict[str, Any]) -> Diagnostics:
+    result, checks = body.get("result"), body.get("checks")
+    if result not in _VERDICTS or not isinstance(checks, dict) or len(checks) > _MAX_CHECKS:
+        raise Rejected("type")
+    parsed: dict[str, tuple[str, str]] = {}
+    for name, check in checks.items():
+        if not isinstance(name, str) or not COUNTER.fullmatch(name) or not isinstance(check, dict):
+            raise Rejected("type")
+        verdict, detail = check.get("status"), check.get("detail", "")
+        if verdict not in _VERDICTS or not isinstance(detail, str):
+            raise Rejected("type")
+        parsed[name] = (verdict, detail[:_DETAIL])
+    return Diagnostics(site, gate, _time(body.get("ts")), result, parsed)
 
 
 def _event(site: str, gate: str, body: dict[str, Any]) -> Event:

@@ -36,7 +36,14 @@ from kiosk.central.fleet.alarms import (
 )
 from kiosk.central.fleet.config import FleetConfig
 from kiosk.central.fleet.db import Database
-from kiosk.central.fleet.messages import Availability, Counts, Event, Message, Status
+from kiosk.central.fleet.messages import (
+    Availability,
+    Counts,
+    Diagnostics,
+    Event,
+    Message,
+    Status,
+)
 from kiosk.central.fleet.timefmt import iso, local_day, zone
 
 log = logging.getLogger(__name__)
@@ -71,6 +78,7 @@ class GateState:
     this_hour: Counter[str] = field(default_factory=Counter)
     watch: Watch = field(default_factory=Watch)
     events: deque[tuple[str, str, str]] = field(default_factory=lambda: deque(maxlen=10))
+    diagnostics: dict[str, Any] | None = None  # the latest report, as the API shows it
 
     def take_totals(
         self, store_id: str | None, seq: int, totals: dict[str, int], ts: float
@@ -217,6 +225,14 @@ class FleetState:
                         gate.events.append(entry)
                     if msg.kind == "command":
                         self._note_command(conn, msg)
+                elif isinstance(msg, Diagnostics):
+                    self.count("messages.diagnostics")
+                    gate.diagnostics = {
+                        "at": iso(msg.ts.timestamp()),
+                        "result": msg.result,
+                        "checks": {k: {"status": v, "detail": d} for k, (v, d) in
+                                   sorted(msg.checks.items())},
+                    }
             store.add_hourly(conn, hourly)
             for _, msg in sorted(streams.items()):
                 store.advance_stream(conn, msg)
@@ -440,6 +456,7 @@ class FleetState:
             "totals": gate.totals,
             "totals_ts": gate.totals_ts,
             "status_ts": gate.status_ts,
+            "diagnostics": gate.diagnostics,
         }
         online = -1 if gate.online is None else int(gate.online)
         return (
@@ -464,6 +481,7 @@ class FleetState:
             gate.store, gate.seq = store_id, int(data.get("seq", 0))
             gate.totals, gate.totals_ts = data.get("totals", {}), float(data.get("totals_ts", 0))
             gate.status_ts = float(data.get("status_ts", 0))
+            gate.diagnostics = data.get("diagnostics")
             self._gates[(site, gate_name)] = gate
             self._load_today(gate, now)
         for row in store.load_streams(self._conn):
@@ -505,6 +523,7 @@ class FleetState:
             "nik_version": f.get("nik_version"),
             "dist_error": f.get("dist_error") or None,
             "pull_error": f.get("pull_error") or None,
+            "diagnostics": gate.diagnostics,
             "clock_state": f.get("clock_state"),
             "version": f.get("version"),
             "decoder": f.get("decoder"),
