@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -19,23 +18,19 @@ from kiosk.verify.bundle import TrustBundle, load_bundle
 from kiosk.verify.certrules import MAX_RULES, SECTION_DEPTH, BundleRules
 from kiosk.verify.issuer import make_signer
 
-from .bundles import KEYS, make_bundle, sign_body, signed
+from .bundles import (
+    EXAMPLE_RULES,
+    KEYS,
+    example_rules,
+    gateway_rule,
+    make_bundle,
+    sign_body,
+    signed,
+)
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "certlogic-rules.json"
+EXAMPLE = EXAMPLE_RULES
 DER = make_signer("Bundle rules DSC")[1]
-
-
-def example_rules() -> list[dict[str, Any]]:
-    """The 20 EU-style example rules shipped in docs/examples."""
-    rules: list[dict[str, Any]] = json.loads(EXAMPLE.read_text())
-    return rules
-
-
-def rule(identifier: str = "VR-ID-0100", logic: Any = True, **fields: Any) -> dict[str, Any]:
-    """One Gateway-format rule with ``logic`` (defaults: an Acceptance rule of ID)."""
-    base = copy.deepcopy(example_rules()[3])
-    base.update(Identifier=identifier, Logic=logic, **fields)
-    return base
+rule = gateway_rule
 
 
 def with_rules(rules: list[dict[str, Any]], **kwargs: Any) -> TrustBundle:
