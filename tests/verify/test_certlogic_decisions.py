@@ -210,7 +210,7 @@ def test_the_gate_country_comes_from_policy_country(tmp_path: Path) -> None:
 def test_policy_country_is_validated(tmp_path: Path, value: str) -> None:
     path = tmp_path / "kiosk.toml"
     path.write_text(f'[policy]\ncountry = "{value}"\n')
-    with pytest.raises(ConfigError, match="policy.country"):
+    with pytest.raises(ConfigError, match=r"policy\.country"):
         load_config(path)
     path.write_text('[policy]\ncountry = "SG"\n')
     assert load_config(path).policy.country == "SG"
