@@ -31,6 +31,8 @@ TINY: dict[str, list[str]] = {
     "revocation.py": ["--entries", "2000"],
     "pipeline.py": ["--runs", "3", "--repeats", "1"],
     "scan.py": ["--tiny"],
+    # verify.py has its own smoke test (tests/verify/test_bench_verify.py); this one adds rules.
+    "verify.py": ["--seconds", "0.3", "--rounds", "2", "--revoked", "1000", "--rules", "20"],
 }
 
 
@@ -50,7 +52,18 @@ def _scan(report: dict[str, Any]) -> None:
         assert report["pyzbar_isolation"]["crashes"] == 0
 
 
-CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {"pipeline.py": _pipeline, "scan.py": _scan}
+def _verify(report: dict[str, Any]) -> None:
+    # 20 CertLogic rules, all passing the benchmark certificate, at a measured cost.
+    assert report["rules"] == 20 and report["rules_applied"] == 20
+    assert report["verify_with_rules_per_s"] > 0
+    assert report["certlogic_us_per_scan"] == pytest.approx(
+        1e6 / report["verify_with_rules_per_s"] - 1e6 / report["verify_per_s"], abs=0.2)
+    assert report["ratio_with_rules"] == pytest.approx(
+        report["verify_with_rules_per_s"] / report["raw_ecdsa_per_s"], abs=0.002)
+
+
+CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "pipeline.py": _pipeline, "scan.py": _scan, "verify.py": _verify}
 
 
 def smoked_elsewhere(script: str) -> list[Path]:
