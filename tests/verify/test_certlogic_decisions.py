@@ -7,8 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 
+from kiosk.atomic import atomic_write
 from kiosk.certlogic import evaluator
 from kiosk.config import load_config
 from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
@@ -20,11 +22,11 @@ from kiosk.verify.bundle import TrustBundle
 from kiosk.verify.bundlefile import install_bundle
 from kiosk.verify.certrules import BundleRules, GateRules
 from kiosk.verify.clock import FixedProbe
-from kiosk.verify.factory import gate_rules, open_verifier
+from kiosk.verify.factory import gate_rules, open_trust_watcher, open_verifier
 from kiosk.verify.issuer import make_signer, sample_recovery, sample_test, sample_vaccination
 from kiosk.verify.valuesets import ValueSets
 
-from .bundles import KEYS, gateway_rule, make_bundle, signed, write_authority
+from .bundles import KEYS, gateway_rule, make_bundle, sign_body, signed, write_authority
 from .conftest import NOW, issue
 
 SIGNER = make_signer("CertLogic decisions DSC")
@@ -215,3 +217,31 @@ def test_policy_country_is_validated(tmp_path: Path, value: str) -> None:
     path.write_text('[policy]\ncountry = "SG"\n')
     assert load_config(path).policy.country == "SG"
     assert PolicyConfig().country == "ID"
+
+
+def test_a_hot_reload_brings_rules_in_and_a_bad_rules_section_keeps_them(tmp_path: Path) -> None:
+    cfg = replace(_install(tmp_path, replace(_bundle(), version=1)), reload_interval_s=3600)
+    state = tmp_path / "state"
+    gate = open_verifier(cfg, wall_clock=lambda: NOW, state_dir=state, clock=ClockConfig(),
+                         policy=PolicyConfig(), probe=FixedProbe(True))
+    watcher = open_trust_watcher(gate, cfg, state_dir=state, policy=PolicyConfig())
+    assert watcher is not None
+    try:
+        qr = issue(SIGNER, sample_vaccination(dn=2, sd=2))
+        assert gate.verify(qr).allowed
+        ruled = replace(_bundle(gateway_rule("VR-ID-0100", BOOSTER)), version=2)
+        install_bundle(signed(ruled), state / cfg.bundle_file, KEYS)
+        assert watcher.check(force=True)
+        assert gate.verify(qr).reason is Reason.RULE_FAILED
+        # A signed v3 whose rules section does not compile, put in place: refused at
+        # reload as a whole; the rules in force stay.
+        body = cbor2.loads(ruled.to_cbor())
+        body.update(version=3, certlogic=cbor2.dumps([gateway_rule("VR-ID-0100",
+                                                                   {"nope": [1]})]))
+        atomic_write(state / cfg.bundle_file, sign_body(cbor2.dumps(body)))
+        watcher.check(force=True)
+        assert gate.material.version == 2
+        assert gate.verify(qr).reason is Reason.RULE_FAILED
+    finally:
+        watcher.close()
+        gate.close()
