@@ -62,6 +62,8 @@ class Reason(enum.StrEnum):
     UNKNOWN_TEST_TYPE = "unknown_test_type"  # tt
     UNKNOWN_TEST_RESULT = "unknown_test_result"  # tr
     UNKNOWN_COUNTRY = "unknown_country"  # co
+    # CertLogic business rules (trust bundle format 3): the detail names the rule's Identifier.
+    RULE_FAILED = "rule_failed"
 
 
 #: Reasons that mean the scanned text is not a well-formed certificate at all: the
@@ -104,6 +106,10 @@ class Decision:
             HC1, the KDF entry for a NIK -- never bytes a copy could change),
             used by the gate's anti-passback only through a keyed hash; never
             logged, never stored.
+        note: the screen text the deciding rule gives, as (Bahasa Indonesia,
+            English), for a ``rule_failed`` deny: the CertLogic rule's
+            description from the signed bundle (never personal data); None
+            otherwise (the reason's own text is shown).
     """
 
     allowed: bool
@@ -113,6 +119,7 @@ class Decision:
     holder_masked: str | None = None
     detail: str = ""
     credential_id: bytes | None = field(default=None, repr=False, compare=False)
+    note: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.allowed != (self.reason is Reason.OK):
@@ -128,9 +135,11 @@ class Decision:
 # frozen dataclass's __init__ goes through object.__setattr__ per field plus
 # __post_init__ (~0.85 µs); the verifier builds one allow per scan (~0.45 µs).
 _new_decision = object.__new__
-_SET_ALLOWED, _SET_REASON, _SET_INPUT, _SET_TYPE, _SET_HOLDER, _SET_DETAIL, _SET_CREDENTIAL = (
+(_SET_ALLOWED, _SET_REASON, _SET_INPUT, _SET_TYPE, _SET_HOLDER, _SET_DETAIL, _SET_CREDENTIAL,
+ _SET_NOTE) = (
     getattr(Decision, name).__set__ for name in (
-        "allowed", "reason", "input", "cert_type", "holder_masked", "detail", "credential_id"))
+        "allowed", "reason", "input", "cert_type", "holder_masked", "detail", "credential_id",
+        "note"))
 
 
 def qr_allow(cert_type: CertType, holder_masked: str | None, detail: str,
@@ -149,6 +158,7 @@ def qr_allow(cert_type: CertType, holder_masked: str | None, detail: str,
     _SET_HOLDER(decision, holder_masked)
     _SET_DETAIL(decision, detail)
     _SET_CREDENTIAL(decision, credential_id)
+    _SET_NOTE(decision, None)
     return decision
 
 

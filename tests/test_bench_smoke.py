@@ -32,6 +32,8 @@ TINY: dict[str, list[str]] = {
     "pipeline.py": ["--runs", "3", "--repeats", "1"],
     "scan.py": ["--tiny"],
     "distribution.py": ["--size", "65536", "--dir", "{tmp}"],
+    # verify.py has its own smoke test (tests/verify/test_bench_verify.py); this one adds rules.
+    "verify.py": ["--seconds", "0.3", "--rounds", "2", "--revoked", "1000", "--rules", "20"],
 }
 
 
@@ -59,10 +61,21 @@ def _distribution(report: dict[str, Any]) -> None:
     assert report["local_install_s"] > 0 and report["gate_peak_rss_kb"] > 0
 
 
+def _verify(report: dict[str, Any]) -> None:
+    # 20 CertLogic rules, all passing the benchmark certificate, at a measured cost.
+    assert report["rules"] == 20 and report["rules_applied"] == 20
+    assert report["verify_with_rules_per_s"] > 0
+    assert report["certlogic_us_per_scan"] == pytest.approx(
+        1e6 / report["verify_with_rules_per_s"] - 1e6 / report["verify_per_s"], abs=0.2)
+    assert report["ratio_with_rules"] == pytest.approx(
+        report["verify_with_rules_per_s"] / report["raw_ecdsa_per_s"], abs=0.002)
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "pipeline.py": _pipeline,
     "scan.py": _scan,
     "distribution.py": _distribution,
+    "verify.py": _verify,
 }
 
 

@@ -55,6 +55,13 @@ def data_file_problem(name: str) -> str | None:
     return None
 
 
+def country_problem(code: str) -> str | None:
+    """Why ``code`` is not an ISO 3166-1 alpha-2 country code (two capital letters), or None."""
+    if len(code) != 2 or not ("A" <= code[0] <= "Z" and "A" <= code[1] <= "Z"):
+        return f"{quote(code, 10)} is not a two-letter country code (ISO 3166-1, capitals)"
+    return None
+
+
 SERIAL_PATTERN_MAX = 256
 
 
@@ -308,6 +315,11 @@ class PolicyConfig:
     recovery_max_days: int = setting(
         0, doc="Largest days since the first positive test; 0 = the bundle's (180).",
         min=0, max=3650,
+    )
+    country: str = setting(
+        "ID", doc="Country of arrival (ISO 3166-1 alpha-2): the bundle's CertLogic "
+        "Acceptance rules of this country apply, with it as external.countryCode.",
+        check=country_problem,
     )
 
 

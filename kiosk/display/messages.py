@@ -116,6 +116,12 @@ _MESSAGES: dict[Reason, Message] = {
     Reason.UNKNOWN_TEST_TYPE: _m("JENIS TES TIDAK DIKENAL", "UNKNOWN TEST TYPE", _ASK_STAFF),
     Reason.UNKNOWN_TEST_RESULT: _m("HASIL TES TIDAK DIKENAL", "UNKNOWN TEST RESULT", _ASK_STAFF),
     Reason.UNKNOWN_COUNTRY: _m("NEGARA TIDAK DIKENAL", "UNKNOWN COUNTRY", _ASK_STAFF),
+    # The hint is replaced by the failed rule's own description (Decision.note) when given.
+    Reason.RULE_FAILED: _m(
+        "SYARAT MASUK TIDAK TERPENUHI",
+        "ENTRY RULES NOT MET",
+        ("Tanyakan syarat masuk kepada petugas", "Ask staff about the entry rules"),
+    ),
     Reason.ALREADY_ADMITTED: _m(
         "SERTIFIKAT SUDAH DIPAKAI",
         "ALREADY USED TO ENTER",

@@ -101,7 +101,8 @@ def decision_view(decision: Decision) -> View:
 
     Allowed: green banner "SILAKAN MASUK / PLEASE ENTER", then the masked name
     and the credential type in both languages. Denied: red banner with the
-    specific reason, then what to do next. A manual KTP check waiting for staff
+    specific reason, then what to do next (for a failed CertLogic rule: the
+    rule's description, ``decision.note``). A manual KTP check waiting for staff
     gets the calm idle colour.
     """
     msg = message_for(decision.reason, decision.input)
@@ -109,6 +110,8 @@ def decision_view(decision: Decision) -> View:
         # Not a refusal yet: staff are about to look at the KTP. Calm, not red.
         return View("waiting", NEUTRAL, _titles(msg), _hints(msg))
     if not decision.allowed:
+        if decision.note is not None:  # a business rule's own words say what was not met
+            msg = Message(msg.title_id, msg.title_en, *decision.note)
         return View("denied", RED, _titles(msg), _hints(msg))
     body: list[TextBlock] = []
     if decision.holder_masked:

@@ -33,12 +33,14 @@ from cryptography.x509.oid import NameOID
 from kiosk.decision import CertType
 from kiosk.errors import DocumentError
 from kiosk.verify.bundle import BundleSigner, TrustBundle
+from kiosk.verify.certrules import MAX_SECTION_BYTES, BundleRules
 from kiosk.verify.revocation import HASH_TYPES, HashList, Revocation, uci_hash
 from kiosk.verify.rules import Policy
 from kiosk.verify.trust import _file_ders
 from kiosk.verify.valuesets import ValueSets
 
-__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_AGE_S", "build_bundle", "read_description"]
+__all__ = ["DEFAULT_GRACE_S", "DEFAULT_MAX_AGE_S", "build_bundle", "read_description",
+           "read_rules"]
 
 DEFAULT_MAX_AGE_S = 7 * 86400
 DEFAULT_GRACE_S = 14 * 86400
@@ -55,6 +57,21 @@ def read_description(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DocumentError(f"{path}: description is not a table/object")
     return data
+
+
+def read_rules(path: Path) -> list[Any]:
+    """One EU DCC Gateway rule or a JSON list of them, read bounded (as ``kiosk rules check``).
+
+    Raises DocumentError naming the file (unreadable, too large, not JSON).
+    """
+    from kiosk.certlogic.commands import read_json
+    from kiosk.certlogic.dates import CertLogicError
+
+    try:
+        raw = read_json(path, MAX_SECTION_BYTES)
+    except CertLogicError as exc:
+        raise DocumentError(f"rules: {exc}") from None
+    return raw if type(raw) is list else [raw]
 
 
 def _hex_list(values: Any, width: int, what: str) -> list[bytes]:
@@ -98,17 +115,21 @@ def _country(der: bytes) -> str | None:
 
 def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = None,
                  valuesets: ValueSets | None = None,
-                 imported: Sequence[BundleSigner] = ()) -> TrustBundle:
+                 imported: Sequence[BundleSigner] = (),
+                 rules: Sequence[Any] = ()) -> TrustBundle:
     """Build (and self-check) a bundle from ``dsc_dir`` and ``description``.
 
     ``valuesets`` (:func:`kiosk.verify.valuesets.load_folder`) go into the
     bundle (format 2).  ``imported`` adds signers read from trust lists
     (:func:`kiosk.verify.trustlists.read_gateway_trustlist`), after the
-    folder's; a DSC already in the folder is not listed twice.
+    folder's; a DSC already in the folder is not listed twice.  ``rules``
+    (Gateway-format CertLogic rules, :func:`read_rules`) go into the bundle
+    (format 3); each must parse and compile.
 
     Raises:
         DocumentError: a missing version, an unreadable DSC, a DSC without a
-            country, a bad hash, or a policy/body that would not parse on a gate.
+            country, a bad hash, a rule that does not parse or compile (named by
+            its number and Identifier), or a policy/body that would not parse on a gate.
     """
     desc = read_description(description)
     version = desc.get("version")
@@ -142,6 +163,10 @@ def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = Non
         policy = Policy.from_obj(desc.get("policy"))
     except ValueError as exc:
         raise DocumentError(f"description: policy: {exc}") from exc
+    try:
+        certlogic = BundleRules.from_rules(rules)
+    except ValueError as exc:
+        raise DocumentError(f"rules: {exc}") from None
     in_folder = {s.der for s in signers}
     bundle = TrustBundle(
         version=version,
@@ -152,6 +177,7 @@ def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = Non
         revocation=_revocation(desc.get("revocation"), description.parent),
         policy=policy,
         valuesets=valuesets or ValueSets(),
+        certlogic=certlogic,
     )
     TrustBundle.from_cbor(bundle.to_cbor())  # what a gate would refuse, refuse here
     for entry in bundle.signers:

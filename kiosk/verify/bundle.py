@@ -7,17 +7,23 @@ The body is a CBOR map (text keys)::
      "signers": [{"der": bstr, "country": tstr, "types": ["v", "t", "r"]}, ...],
      "revocation": {"uci": bstr, "countrycodeuci": bstr, "signature": bstr, "kids": [bstr]},
      "policy": {"rules": {...}, "modes": {...}, "default_mode": tstr},
-     "valuesets": {"sets": {valueSetId: [tstr]}, "complete_test_devices": bool}}
+     "valuesets": {"sets": {valueSetId: [tstr]}, "complete_test_devices": bool},
+     "certlogic": bstr (a CBOR array of EU DCC Gateway rules)}
 
-Format 2 added ``valuesets``; a gate accepts :data:`ACCEPTED_FORMATS` (1 and
-2), and :meth:`TrustBundle.to_cbor` still writes format 1 (without the value
-sets) for gates that have not been updated.
+Format 2 added ``valuesets``, format 3 ``certlogic`` (:mod:`kiosk.verify.certrules`);
+a gate accepts :data:`ACCEPTED_FORMATS` (1, 2 and 3).  :meth:`TrustBundle.to_cbor`
+writes the lowest format the content needs (3 with rules, else 2) and, on
+request, format 1 (without the value sets) for gates that have not been
+updated; it refuses to write a bundle with rules in a format without them.
 
 and is signed by the central authority with :func:`kiosk.signing.sign_document`
 (content type ``TRUST_BUNDLE``).  Parsing is bounded: the size cap of the
 signed document, then :func:`kiosk.cborsafe.loads` with :data:`BODY_LIMITS`
 (64 MiB, depth 8, 200,000 items checked before any object is built; no tags,
 text keys only, no duplicate keys), then a strict type check of every field.
+The ``certlogic`` section is one byte string to that walk; it is then read on
+its own with deeper but still bounded limits
+(:data:`kiosk.verify.certrules.SECTION_LIMITS`) and compiled once.
 Every defect raises :class:`kiosk.errors.DocumentError`.
 """
 
@@ -37,6 +43,7 @@ from kiosk.cborsafe import shown
 from kiosk.decision import CertType
 from kiosk.errors import DocumentError
 from kiosk.signing import TRUST_BUNDLE, verify_document
+from kiosk.verify.certrules import BundleRules
 from kiosk.verify.revocation import Revocation
 from kiosk.verify.rules import DEFAULT_POLICY, Policy
 from kiosk.verify.trust import Signer, TrustStore
@@ -46,8 +53,9 @@ __all__ = ["ACCEPTED_FORMATS", "FORMAT", "BundleSigner", "TrustBundle", "is_sign
 
 _log = logging.getLogger(__name__)
 
-FORMAT = 2
-ACCEPTED_FORMATS = (1, 2)
+FORMAT = 3
+"""The newest body format (written when the content needs it: CertLogic rules)."""
+ACCEPTED_FORMATS = (1, 2, 3)
 """The body formats this gate reads (reported in its MQTT status)."""
 MAX_DEPTH = 8
 MAX_ITEMS = 200_000
@@ -55,7 +63,8 @@ MAX_BYTES = 64 * 1024 * 1024
 BODY_LIMITS = cborsafe.Limits(max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_items=MAX_ITEMS,
                               text_keys=True)
 _KEYS = {"format", "version", "issued_at", "max_age_s", "grace_s", "signers", "revocation",
-         "policy", "valuesets"}
+         "policy", "valuesets", "certlogic"}
+_RULES_FORMAT = 3
 _TYPES = {t.value: t for t in CertType}
 
 
@@ -92,6 +101,12 @@ class TrustBundle:
     revocation: Revocation = field(default_factory=Revocation)
     policy: Policy = DEFAULT_POLICY
     valuesets: ValueSets = field(default_factory=ValueSets)
+    certlogic: BundleRules = field(default_factory=BundleRules)
+
+    @property
+    def needed_format(self) -> int:
+        """The lowest body format that carries everything: 3 with rules, else 2."""
+        return _RULES_FORMAT if self.certlogic else 2
 
     def store(self) -> TrustStore:
         """A :class:`TrustStore` of the bundle's signers (X.509 parsed here, once).
@@ -106,14 +121,23 @@ class TrustBundle:
                 _log.warning("trust bundle v%d: skipping signer #%d: %s", self.version, index, exc)
         return TrustStore(signers)
 
-    def to_cbor(self, body_format: int = FORMAT) -> bytes:
+    def to_cbor(self, body_format: int | None = None) -> bytes:
         """The unsigned body (deterministic: lists sorted by the builder).
 
-        ``body_format=1`` writes the previous format, without the value sets, for
-        gates that read only that one.  Raises ValueError for another format.
+        ``body_format`` None writes :attr:`needed_format` (so a bundle without
+        rules stays format 2, readable by gates not yet updated); ``1`` writes
+        the oldest format, without the value sets.  Raises ValueError for an
+        unknown format, or one older than 3 when the bundle carries CertLogic
+        rules (a gate that cannot read them must not decide without them).
         """
+        if body_format is None:
+            body_format = self.needed_format
         if body_format not in ACCEPTED_FORMATS:
             raise ValueError(f"cannot write bundle format {body_format}")
+        if self.certlogic and body_format < _RULES_FORMAT:
+            raise ValueError(f"the bundle carries {len(self.certlogic)} CertLogic rules: "
+                             f"format {body_format} cannot hold them (needs format "
+                             f"{_RULES_FORMAT})")
         body: dict[str, Any] = {
             "format": body_format,
             "version": self.version,
@@ -127,6 +151,8 @@ class TrustBundle:
         }
         if body_format >= 2:
             body["valuesets"] = self.valuesets.to_obj()
+        if self.certlogic:
+            body["certlogic"] = self.certlogic.to_bytes()
         return cbor2.dumps(body)
 
     @classmethod
@@ -153,6 +179,8 @@ class TrustBundle:
             raise ValueError(f"format is {shown(fmt)}, expected one of {ACCEPTED_FORMATS}")
         if fmt < 2 and "valuesets" in obj:
             raise ValueError("valuesets needs format 2")
+        if fmt < _RULES_FORMAT and "certlogic" in obj:
+            raise ValueError(f"certlogic needs format {_RULES_FORMAT}")
         for key in ("version", "issued_at", "max_age_s", "grace_s"):
             if type(obj.get(key)) is not int or not 0 <= obj[key] < 2**53:
                 raise ValueError(f"{key} must be a non-negative integer")
@@ -170,6 +198,9 @@ class TrustBundle:
             revocation=Revocation.from_obj(obj.get("revocation")),
             policy=Policy.from_obj(obj.get("policy")),
             valuesets=ValueSets.from_obj(obj.get("valuesets")),
+            # Compiled here, once per bundle load (not per scan).
+            certlogic=BundleRules.from_bytes(obj["certlogic"]) if "certlogic" in obj
+            else BundleRules(),
         )
 
 

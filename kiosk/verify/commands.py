@@ -45,9 +45,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                        help="folder of EU DCC value-set files to include (bundle format 2)")
     build.add_argument("--complete-test-devices", action="store_true",
                        help="the value sets' test device list is complete: check a test's ma")
-    build.add_argument("--format", type=int, choices=(1, 2), default=2, dest="body_format",
-                       help="body format: 2 (default) or 1 for gates not yet updated "
-                       "(no value sets)")
+    build.add_argument("--rules", type=Path, metavar="RULES.json",
+                       help="CertLogic rules (one EU DCC Gateway rule or a JSON list) to "
+                       "include (bundle format 3); every rule must compile")
+    build.add_argument("--format", type=int, choices=(1, 2, 3), default=None,
+                       dest="body_format",
+                       help="body format (default: the lowest that holds the content: 3 with "
+                       "rules, else 2); 1 or 2 for gates not yet updated, refused when the "
+                       "content needs a newer one")
     build.set_defaults(handler=_build)
 
     sign = sub.add_parser("sign", help="sign a bundle body with the authority private key")
@@ -91,22 +96,32 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from kiosk.verify.build import build_bundle
+    from kiosk.verify.build import build_bundle, read_rules
     from kiosk.verify.trustlists import read_gateway_trustlist
     from kiosk.verify.valuesets import load_folder
 
-    if args.valuesets is not None and args.body_format < 2:
-        raise DocumentError("--valuesets needs --format 2: format 1 has no value sets")
+    if args.valuesets is not None and args.body_format == 1:
+        raise DocumentError("--valuesets needs --format 2 or 3: format 1 has no value sets")
+    if args.rules is not None and args.body_format in (1, 2):
+        raise DocumentError(f"--rules needs format 3: format {args.body_format} has no "
+                            "CertLogic rules (a gate reading it would decide without them)")
     valuesets = None if args.valuesets is None else load_folder(
         args.valuesets, complete_test_devices=args.complete_test_devices)
     imported = [s for path in args.gateway_json for s in read_gateway_trustlist(path)]
+    rules = () if args.rules is None else read_rules(args.rules)
     bundle = build_bundle(args.dsc_dir, args.description, valuesets=valuesets,
-                          imported=imported)
-    args.out.write_bytes(bundle.to_cbor(args.body_format))
-    sets = len(bundle.valuesets.sets) if args.body_format >= 2 else 0
-    print(f"{args.out}: unsigned bundle v{bundle.version} (format {args.body_format}), "
+                          imported=imported, rules=rules)
+    body_format = bundle.needed_format if args.body_format is None else args.body_format
+    try:
+        body = bundle.to_cbor(body_format)
+    except ValueError as exc:
+        raise DocumentError(str(exc)) from None
+    args.out.write_bytes(body)
+    sets = len(bundle.valuesets.sets) if body_format >= 2 else 0
+    print(f"{args.out}: unsigned bundle v{bundle.version} (format {body_format}), "
           f"{len(bundle.signers)} signers, {len(bundle.revocation)} revocation entries, "
-          f"{sets} value sets; sign it with 'kiosk trust sign'")
+          f"{sets} value sets, {len(bundle.certlogic)} CertLogic rules; "
+          "sign it with 'kiosk trust sign'")
     return 0
 
 
@@ -195,6 +210,14 @@ def _summary(bundle: object) -> str:
                                    or "none") + (" (test devices complete)"
                                                  if bundle.valuesets.complete_test_devices
                                                  else ""))
+    lines.append(f"rules:      {len(bundle.certlogic) or 'none'}"
+                 + (" (CertLogic; a gate applies the Acceptance rules of its policy.country)"
+                    if bundle.certlogic else ""))
+    from kiosk.verify.certrules import valid_span
+
+    for rule in bundle.certlogic.rules:
+        lines.append(f"  {rule.identifier} {rule.version_text} {rule.type} "
+                     f"{rule.certificate_type} country {rule.country} valid {valid_span(rule)}")
     return "\n".join(lines)
 
 

@@ -20,7 +20,9 @@ from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
 from kiosk.errors import ConfigError, DocumentError
 from kiosk.signing import load_public_keys, refusal_code
 from kiosk.telemetry.refused import note_refused
+from kiosk.verify.bundle import TrustBundle
 from kiosk.verify.bundlefile import floor_path, raise_floor, read_installed
+from kiosk.verify.certrules import GateRules
 from kiosk.verify.clock import AdjtimexProbe, FixedProbe, SyncProbe, TimesyncdProbe, TrustedClock
 from kiosk.verify.hc1 import Verifier
 from kiosk.verify.material import TrustMaterial
@@ -116,8 +118,10 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
         issued = bundle.issued_at.timestamp()
         clock.offer_bundle(issued, issued + bundle.max_age_s + bundle.grace_s, bundle.version)
     store = bundle.store()
-    _log.info("trust bundle v%d: %d signers, %d revocation entries", bundle.version,
-              len(store), len(bundle.revocation))
+    rules = gate_rules(bundle, policy.country)
+    _log.info("trust bundle v%d: %d signers, %d revocation entries, %d CertLogic rules "
+              "applied", bundle.version, len(store), len(bundle.revocation),
+              0 if rules is None else len(rules))
     return TrustMaterial(
         store=store,
         revocation=bundle.revocation,
@@ -127,7 +131,26 @@ def load_material(cfg: VerifyConfig, state_dir: Path, policy: PolicyConfig,
         max_age_s=bundle.max_age_s,
         grace_s=bundle.grace_s,
         valuesets=bundle.valuesets,
+        rules=rules,
     )
+
+
+def gate_rules(bundle: TrustBundle, country: str) -> GateRules | None:
+    """The bundle's CertLogic rules this gate applies (Acceptance rules of ``country``).
+
+    The rules were compiled when the bundle was parsed; this only selects
+    them.  A bundle whose rules are all for other countries (or Invalidation
+    rules) applies none, with a warning: a site must notice a bundle meant for
+    another country of arrival.
+    """
+    if not bundle.certlogic:
+        return None
+    rules = GateRules.for_gate(bundle.certlogic, country, bundle.valuesets.as_external())
+    if rules is None:
+        _log.warning("trust bundle v%d carries %d CertLogic rules, none of them an Acceptance "
+                     "rule of policy.country %s: no rule applies", bundle.version,
+                     len(bundle.certlogic), country)
+    return rules
 
 
 def open_trusted_clock(clock: ClockConfig | None, *, wall_clock: Callable[[], datetime],

@@ -8,6 +8,9 @@ the text through the step pipeline, which names the failing step of the deny.
 So it may be stricter than the pipeline -- it demands exact types and hands
 unusual shapes over with :class:`Unusual` -- but never more lenient; and, as
 in the pipeline, the CWT claims are decoded only after the signature check.
+The bundle's CertLogic rules run here too, through the same function as the
+pipeline's ``rules`` step (:meth:`kiosk.verify.certrules.GateRules.check`),
+so no allow skips them.
 Measured costs are in docs/performance.md.
 """
 
@@ -118,6 +121,11 @@ def straight_allow(text: str, material: TrustMaterial,
     mode = material.mode
     if mode.rules and not mode.accepts_timeless(hcert, cert_type):
         mode.check(hcert, cert_type, datetime.fromtimestamp(now_ts, UTC))
+    rules = material.rules
+    if rules is not None:
+        # The pipeline's own "rules" step function: a failure raises, and the
+        # step pipeline then decides the deny (rule_failed, its Identifier, its text).
+        rules.check(hcert, now_ts, iat, exp)
     return qr_allow(cert_type, holder_masked(hcert), flag,
                     hc1_identity(issuer or signer.country, uvcis, payload))
 

@@ -7,7 +7,9 @@ freshness of the trust material) → ``signature`` (kid lookup, alg,
 ES256/PS256) → ``claims`` (CWT, CBOR) → ``validity`` (iat/exp vs clock, DSC
 window) → ``content`` (structure, type, value sets) → ``key_usage`` (DSC EKU vs type) →
 ``revocation`` (blocked kid, UCI / COUNTRYCODEUCI / SIGNATURE hashes) →
-``test_result`` (positive tests refused) → ``policy`` (the scan mode's rules).
+``test_result`` (positive tests refused) → ``policy`` (the scan mode's rules)
+→ ``rules`` (the bundle's CertLogic rules for this gate's country, last: they
+run only on a certificate every built-in check accepted).
 
 The CWT claims are decoded only after the signature has been checked, so the
 CBOR parser never sees unauthenticated claim data.
@@ -24,6 +26,7 @@ from typing import Any
 from kiosk.decision import CertType, Decision, Reason
 from kiosk.errors import VerificationError
 from kiosk.verify import steps
+from kiosk.verify.certrules import RuleFailed
 from kiosk.verify.clock import ClockReading, TrustedClock
 from kiosk.verify.cose import CoseSign1, parse_sign1
 from kiosk.verify.fast import holder_masked as _holder
@@ -39,7 +42,7 @@ _log = logging.getLogger(__name__)
 
 STEP_NAMES = (
     "prefix", "base45", "zlib", "cose", "trust", "signature", "claims",
-    "validity", "content", "key_usage", "revocation", "test_result", "policy",
+    "validity", "content", "key_usage", "revocation", "test_result", "policy", "rules",
 )
 
 
@@ -153,6 +156,7 @@ class Verifier:
             ("revocation", self._revocation),
             ("test_result", self._test_result),
             ("policy", self._policy),
+            ("rules", self._rules),
         )
 
     @property
@@ -273,6 +277,12 @@ class Verifier:
         if mode.rules:
             mode.check(s.claims.hcert, s.cert_type, datetime.fromtimestamp(s.now, UTC))
 
+    def _rules(self, s: _State) -> None:
+        assert s.trust is not None and s.claims is not None
+        rules = s.trust.rules
+        if rules is not None:
+            rules.check(s.claims.hcert, s.now, s.claims.iat, s.claims.exp)
+
     # -- drivers --
     def _run(self, text: str, record: list[StepOutcome] | None) -> tuple[_State, Decision]:
         state = _State(text)
@@ -286,6 +296,9 @@ class Verifier:
             reason = exc.reason if isinstance(exc.reason, Reason) else Reason.INTERNAL_ERROR
             if record is not None:
                 record.append(StepOutcome(name, reason, exc.detail))
+            if isinstance(exc, RuleFailed):  # the screen shows the rule's own description
+                return state, Decision(False, reason, cert_type=state.cert_type,
+                                       detail=f"{name}: {exc.detail}", note=exc.note)
             return state, Decision.deny(reason, f"{name}: {exc.detail}")
         except Exception as exc:  # never let a scan crash the loop
             _log.exception("verifier bug in step %s", name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kiosk.verify.certrules import GateRules
 from kiosk.verify.clock import ClockState
 from kiosk.verify.revocation import Revocation
 from kiosk.verify.rules import ScanMode
@@ -39,6 +40,8 @@ class TrustMaterial:
         mode: the scan mode applied after the cryptographic checks.
         valuesets: the coded-field value sets checked on every scan (empty:
             none checked; a bundle of format 1 or a dev folder).
+        rules: the bundle's CertLogic rules this gate applies (compiled once,
+            :class:`~kiosk.verify.certrules.GateRules`); None: no rules apply.
         version / issued_at / max_age_s / grace_s: the bundle's metadata; all
             None in dev mode (``version is None``).
         missing: True when a signed bundle was required but none is usable
@@ -49,6 +52,7 @@ class TrustMaterial:
     revocation: Revocation = field(default_factory=Revocation)
     mode: ScanMode = field(default_factory=lambda: ScanMode("any"))
     valuesets: ValueSets = field(default_factory=ValueSets)
+    rules: GateRules | None = None
     version: int | None = None
     issued_at: datetime | None = None
     max_age_s: int = 0

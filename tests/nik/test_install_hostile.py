@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,9 @@ def test_read_only_folder_is_a_one_line_cli_refusal(make_list: ListFactory,
         install_list(first.manifest_path, first.data_path, gate, TRUSTED, NOW)
         before = {p.name: p.read_bytes() for p in gate.iterdir()}
         remount_read_only(fs)
-        second = make_list(version=2)
+        # The command reads the real clock: this list must be valid today, whatever the date.
+        second = make_list(version=2, issued_at=datetime.now(UTC) - timedelta(hours=1),
+                           lifetime=timedelta(days=30))
         done = subprocess.run(
             [sys.executable, "-m", "kiosk", "nik", "install", str(second.manifest_path),
              str(second.data_path), "--list-dir", str(gate), "--keys", str(keys),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -15,6 +18,7 @@ from kiosk.verify.revocation import Revocation
 
 from .conftest import NOW
 
+EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "certlogic-rules.json"
 AUTHORITY = Ed25519PrivateKey.generate()
 KEYS = [AUTHORITY.public_key()]
 
@@ -50,3 +54,18 @@ def write_authority(folder: Path) -> Path:
 def with_version(bundle: TrustBundle, version: int) -> TrustBundle:
     """A copy of ``bundle`` with another version."""
     return replace(bundle, version=version)
+
+
+def example_rules() -> list[dict[str, Any]]:
+    """The 20 EU-style example CertLogic rules shipped in docs/examples."""
+    rules: list[dict[str, Any]] = json.loads(EXAMPLE_RULES.read_text())
+    return rules
+
+
+def gateway_rule(identifier: str = "VR-ID-0100", logic: Any = True,
+                 **fields: Any) -> dict[str, Any]:
+    """One Gateway-format rule with ``logic``: by default an Acceptance rule of ID for
+    vaccinations, valid 2021-06-01 .. 2030-06-01, English and Indonesian descriptions."""
+    base = copy.deepcopy(example_rules()[3])
+    base.update(Identifier=identifier, Logic=logic, **fields)
+    return base

@@ -27,3 +27,4 @@ def test_bench_smoke(decoder: str) -> None:
     assert report["setup"] == "device" and report["revoked_per_list"] == 70000
     assert report["base45"] == (base45.IMPLEMENTATION if decoder == "auto" else "python")
     assert 550 <= report["qr_chars"] <= 700  # a realistic single-entry certificate
+    assert report["rules"] == 0 and "certlogic_us_per_scan" not in report  # --rules 0

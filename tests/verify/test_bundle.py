@@ -48,7 +48,7 @@ def test_bundle_from_another_authority_is_refused() -> None:
     [
         (b"\xff\x00", "body refused: "),
         (cbor2.dumps([1, 2]), "not a map"),
-        (cbor2.dumps({"format": 3, "version": 1}), "format"),
+        (cbor2.dumps({"format": 4, "version": 1}), "format"),
         (cbor2.dumps({"format": 1, "version": 1, "issued_at": 1, "max_age_s": 1, "grace_s": 1,
                       "valuesets": {}}), "needs format 2"),
         (cbor2.dumps({"format": 1, "version": 0, "issued_at": 1, "max_age_s": 1,

@@ -54,7 +54,7 @@ def test_three_freshness_modes(tmp_path: Path, age: int, mode: str) -> None:
     assert health == VerifierHealth(
         mode=mode, bundle_version=1, bundle_issued_at=NOW,  # type: ignore[arg-type]
         bundle_age_s=float(age), clock_state="synchronised", signers=1, scan_mode="3G",
-        revocation_entries=0, on_expired="deny", bundle_formats=(1, 2))
+        revocation_entries=0, on_expired="deny", bundle_formats=(1, 2, 3))
     decision = verifier.verify(_qr(now))
     if mode == "expired":
         assert decision.reason is Reason.TRUST_EXPIRED

@@ -111,7 +111,7 @@ def test_bundle_format_2_carries_value_sets_and_format_1_is_still_written(
     assert not old.valuesets and old.version == bundle.version
     assert cbor2.loads(bundle.to_cbor(1))["format"] == 1 and "valuesets" not in cbor2.loads(
         bundle.to_cbor(1))
-    assert ACCEPTED_FORMATS == (1, 2)
+    assert ACCEPTED_FORMATS == (1, 2, 3)
 
 
 @pytest.mark.parametrize("obj", [
@@ -165,7 +165,7 @@ def test_build_sign_install_then_scans_are_decided_by_value_sets(
     assert gate.verify(issue(SIGNER, invented)).reason is Reason.UNKNOWN_VACCINE
     assert gate.verify(issue(SIGNER, _vaccination(mp="NOT-A-VACCINE"))).reason \
         is Reason.UNKNOWN_PRODUCT
-    assert gate.health().bundle_formats == (1, 2)
+    assert gate.health().bundle_formats == (1, 2, 3)
     gate.close()
 
 

@@ -68,7 +68,7 @@ def test_ps256(fixture: str, request: pytest.FixtureRequest) -> None:
 def test_envelopes(ec_signer: Signer, tag: int | None) -> None:
     result = verifier_for(ec_signer[1]).inspect(issue(ec_signer, sample_vaccination(), tag=tag))
     assert result.decision.reason is Reason.OK
-    assert [s.name for s in result.steps][-1] == "policy"
+    assert [s.name for s in result.steps][-1] == "rules"
     assert result.payload is not None and result.payload["ver"] == "1.3.0"
     assert "Erika" not in repr(result)
 
