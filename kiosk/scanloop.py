@@ -414,9 +414,19 @@ class ScanLoop:
         return result
 
     def _act(self, decision: Decision, *, final: bool = True) -> Decision:
+        """The gate first (anti-passback check, relay), then everything that can follow it.
+
+        Between the decision and the relay there is only the in-memory
+        anti-passback check and mark (:meth:`GateDriver.admit`) and the output
+        write (:meth:`GateDriver.sync`). The anti-passback disk write (inside
+        ``sync``, after the pins), the log line, events, screen and the durable
+        count follow in this same call, so the count is on disk before the turn
+        ends (docs/architecture.md, "Order of work after a decision").
+        """
         now = self._monotonic()
         wall_s = self._wall_clock().timestamp()
         decision = self._guarded(lambda: self.driver.admit(decision, now, wall_s))
+        counters = self._guarded(self.driver.sync)  # relay and LEDs: the gate has acted
         if decision.reason in MALFORMED_QR and decision.input is InputKind.QR:
             note_refused("qr", decision.reason.value)  # the code only, never the text
         if final:
@@ -441,7 +451,6 @@ class ScanLoop:
         if self.driver.machine.mode is Mode.EMERGENCY:
             fields["gate"] = "emergency"  # decided and counted, but the gate is held open
         self._emit("decision", fields)
-        counters = self._guarded(self.driver.sync)
         self._guarded(self._show)
         if final:
             self._count(decision)
