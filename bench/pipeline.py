@@ -161,6 +161,21 @@ def step_offsets(marks: list[list[tuple[str, float]]], stamps: list[float]) -> d
     }
 
 
+def relay_on_at(pin: Any, since: int) -> float | None:
+    """Monotonic time the relay pin went active in its history after entry ``since``.
+
+    gpiozero's MockPin keeps each change as a delta from the previous one and
+    the monotonic time of its last change; walking back from that gives each
+    change's time.
+    """
+    at = pin._last_change
+    for index in range(len(pin.states) - 1, since - 1, -1):
+        if pin.states[index].state and (index == 0 or not pin.states[index - 1].state):
+            return float(at)
+        at -= pin.states[index].timestamp
+    return None
+
+
 def frame_to_relay_s(
     backend: str, frames: list[np.ndarray], texts: list[str], der: bytes, steps: bool = False
 ) -> dict[str, Any]:
@@ -213,10 +228,12 @@ def frame_to_relay_s(
             relay = factory.pin(config.gate.relay_pin)
             for frame, text in zip(cold, texts, strict=True):
                 del marks[:]
+                history = len(relay.states)
                 assert app.loop.step(), "the source ended early"
-                assert app.outputs.snapshot()["relay"], "the frame did not open the gate"
-                # gpiozero's MockPin keeps the monotonic time of its last level change.
-                latencies.append(relay._last_change - stamps[-1])
+                # The turn's own tick may already have ended a short pulse: read the history.
+                opened = relay_on_at(relay, history)
+                assert opened is not None, "the frame did not open the gate"
+                latencies.append(opened - stamps[-1])
                 per_frame_marks.append(list(marks))
                 started = time.monotonic()
                 while app.outputs.snapshot()["relay"]:  # the loop's own ticks end the pulse
