@@ -204,7 +204,7 @@ class ScanLoop:
         self._guarded(lambda: self._count_events(self.driver.start(self._monotonic())))
 
     def step(self) -> bool:
-        """One turn: wait for the camera, tick the gate, process the frame.
+        """One turn: wait for the camera, process the frame, tick the gate.
 
         Returns False when the frame source has ended (or there is none).
         """
@@ -216,10 +216,11 @@ class ScanLoop:
             log.warning("camera delivered no frame in time (%d so far)", self.stats.camera_timeouts)
         elif any(isinstance(event, FrameSeen) for event in arrived):
             self._timeouts_in_row = 0
-        self.tick()
         frames = [event for event in arrived if isinstance(event, FrameSeen)]
         for frame in frames:
             self.process_frame(frame.gray, frame.timestamp)
+        # After the frame: a code in view reaches the relay before the turn's housekeeping.
+        self.tick()
         # The one place per turn for a hook (watchdog heartbeat, turn statistics).
         if self.on_turn is not None:
             self.on_turn(Turn(progress=bool(frames), camera_silent=silent))
@@ -238,6 +239,8 @@ class ScanLoop:
             if throttle is not None and (texts or seen):
                 throttle.saw(timestamp)
         decisions = [self.decide(text) for text in self._repeat.feed(texts, timestamp)]
+        if throttle is not None:
+            throttle.observe(gray, timestamp)  # the busy frame's change check, after the relay
         if self.hold_steady is not None:
             # After the decisions: a read code's decision screen replaces the hint directly.
             self._hint(self.hold_steady.feed(read=bool(texts), seen=seen))
@@ -414,9 +417,19 @@ class ScanLoop:
         return result
 
     def _act(self, decision: Decision, *, final: bool = True) -> Decision:
+        """The gate first (anti-passback check, relay), then everything that can follow it.
+
+        Between the decision and the relay there is only the in-memory
+        anti-passback check and mark (:meth:`GateDriver.admit`) and the output
+        write (:meth:`GateDriver.sync`). The anti-passback disk write (inside
+        ``sync``, after the pins), the log line, events, screen and the durable
+        count follow in this same call, so the count is on disk before the turn
+        ends (docs/architecture.md, "Order of work after a decision").
+        """
         now = self._monotonic()
         wall_s = self._wall_clock().timestamp()
         decision = self._guarded(lambda: self.driver.admit(decision, now, wall_s))
+        counters = self._guarded(self.driver.sync)  # relay and LEDs: the gate has acted
         if decision.reason in MALFORMED_QR and decision.input is InputKind.QR:
             note_refused("qr", decision.reason.value)  # the code only, never the text
         if final:
@@ -441,7 +454,6 @@ class ScanLoop:
         if self.driver.machine.mode is Mode.EMERGENCY:
             fields["gate"] = "emergency"  # decided and counted, but the gate is held open
         self._emit("decision", fields)
-        counters = self._guarded(self.driver.sync)
         self._guarded(self._show)
         if final:
             self._count(decision)

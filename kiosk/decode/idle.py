@@ -81,6 +81,7 @@ class IdleThrottle:
         self._reference: np.ndarray | None = None  # thumbnail of the last decoded frame
         self._last_decode = float("-inf")
         self._last_activity = float("-inf")
+        self._unchecked = False  # a busy frame passed without its change check (see observe)
 
     @property
     def enabled(self) -> bool:
@@ -92,11 +93,44 @@ class IdleThrottle:
         return self.enabled and now - self._last_activity >= self.idle_after_s
 
     def wants(self, gray: np.ndarray, now: float) -> bool:
-        """Whether to decode ``gray`` (a 2-D uint8 frame taken at ``now``)."""
+        """Whether to decode ``gray`` (a 2-D uint8 frame taken at ``now``).
+
+        While the scene is busy (not :meth:`idle`) every frame is decoded and
+        the change check is left to :meth:`observe`, which the loop calls after
+        the frame's decisions: a code in view reaches the relay without it.
+        """
         if not self.enabled:
             self.decoded += 1
             return True
+        if not self.idle(now):
+            self._unchecked = True
+            self._last_decode = now
+            self.decoded += 1
+            return True
+        self._unchecked = False
         thumb = thumbnail(gray)
+        changed = self._changed(thumb, now)
+        if changed or not self.idle(now) or now - self._last_decode >= self.check_every_s:
+            self._reference = thumb  # the reference is always the last decoded frame
+            self._last_decode = now
+            self.decoded += 1
+            return True
+        self.skipped += 1
+        return False
+
+    def observe(self, gray: np.ndarray, now: float) -> None:
+        """The change check of a busy frame that :meth:`wants` let through unchecked.
+
+        Call it once the frame's decisions are taken; it does nothing otherwise.
+        """
+        if self._unchecked:
+            self._unchecked = False
+            thumb = thumbnail(gray)
+            self._changed(thumb, now)
+            self._reference = thumb
+
+    def _changed(self, thumb: np.ndarray, now: float) -> bool:
+        """Whether ``thumb`` differs from the reference; a change is activity at ``now``."""
         reference = self._reference
         changed = (
             reference is None
@@ -105,13 +139,7 @@ class IdleThrottle:
         )
         if changed:
             self._last_activity = now
-        if changed or not self.idle(now) or now - self._last_decode >= self.check_every_s:
-            self._reference = thumb
-            self._last_decode = now
-            self.decoded += 1
-            return True
-        self.skipped += 1
-        return False
+        return changed
 
     def saw(self, now: float) -> None:
         """The decoder saw a QR symbol (read or not) at ``now``: stay at the full rate."""

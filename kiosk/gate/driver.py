@@ -98,10 +98,11 @@ class GateDriver:
         """Act on a verifier decision; returns the decision as finally taken.
 
         An allow for a credential admitted here within the anti-passback window
-        becomes a deny with :attr:`Reason.ALREADY_ADMITTED`. The outputs change
-        on the next :meth:`sync` (call it right after, once the decision is logged),
-        which also writes the admission to the anti-passback store, after the
-        relay: the check comes first, the disk write need not delay the gate.
+        becomes a deny with :attr:`Reason.ALREADY_ADMITTED`. The check and the
+        mark of a new admission are in memory (:meth:`PassbackGuard.seen`,
+        :meth:`PassbackGuard.mark`); the outputs change on the next :meth:`sync`
+        (call it right after), which writes the admission to disk only once the
+        relay has been switched: the disk write does not delay the gate.
         """
         self.machine.begin_verify(now)
         key = None
@@ -118,8 +119,9 @@ class GateDriver:
                 )
                 key = None
         granted = self.machine.on_decision(decision, now, key)
-        if granted and key is not None and self.passback is not None:
+        if granted and key is not None and guard is not None:
             self._write_admission()  # an earlier one not yet synced goes first
+            guard.mark(key, wall_s)  # a second scan before the disk write is refused too
             self._admitted = (key, wall_s)
         return decision
 

@@ -11,6 +11,14 @@ gates' hashes of the same certificate differ.
 Times are wall-clock UTC seconds (monotonic time does not survive a reboot). A
 clock stepped backwards makes entries last longer (the gate errs on refusing);
 stepped forwards, they end early.
+
+The check runs between decode and relay, so it is answered from memory: the
+table is read once at open and every change goes to memory first
+(:meth:`PassbackGuard.mark`, before the relay) and to disk after
+(:meth:`PassbackGuard.admit`, after the relay). The memory holds what the table
+holds (the admissions of the last ``window_s`` seconds, about 150 bytes each:
+some 6 MB at one admission every 2 s over the longest window, 24 h), and this
+process is the file's only writer.
 """
 
 from __future__ import annotations
@@ -109,6 +117,7 @@ class PassbackGuard(Closing):
     def __init__(self, data_dir: Path, window_s: float) -> None:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._recent: dict[bytes, float] = {}  # the table's rows, for the check before the relay
         self.window_s = window_s
         if window_s <= 0:
             self._secret = b""
@@ -123,6 +132,10 @@ class PassbackGuard(Closing):
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS admitted (key BLOB PRIMARY KEY, at REAL NOT NULL)"
             )
+            self._recent = {
+                bytes(key): float(at)
+                for key, at in self._conn.execute("SELECT key, at FROM admitted ORDER BY at")
+            }
         except (OSError, sqlite3.Error) as exc:
             self.close()
             raise TelemetryError(f"cannot open anti-passback store in {data_dir}: {exc}") from exc
@@ -137,18 +150,35 @@ class PassbackGuard(Closing):
         return hmac.new(self._secret, credential_id, hashlib.sha256).digest()
 
     def seen(self, key: bytes, now_s: float) -> bool:
-        """True if ``key`` was admitted less than ``window_s`` before ``now_s`` (UTC seconds)."""
+        """True if ``key`` was admitted (or marked) less than ``window_s`` before ``now_s``.
+
+        Answered from memory (no disk access): ``now_s`` is UTC seconds.
+        """
         if self._conn is None:
             return False
         with self._lock:
-            row = self._conn.execute("SELECT at FROM admitted WHERE key = ?", (key,)).fetchone()
-        return row is not None and now_s - float(row[0]) < self.window_s
+            at = self._recent.get(key)
+        return at is not None and now_s - at < self.window_s
 
-    def admit(self, key: bytes, now_s: float) -> None:
-        """Record an admission at ``now_s``; also forgets entries older than the window."""
+    def mark(self, key: bytes, now_s: float) -> None:
+        """Note an admission at ``now_s`` in memory only: :meth:`seen` answers True at once.
+
+        For the moment between the decision and the disk write (:meth:`admit`),
+        so a second scan in that moment is refused too. A process that dies
+        before :meth:`admit` forgets the mark.
+        """
         if self._conn is None:
             return
         with self._lock:
+            self._remember(key, now_s)
+
+    def admit(self, key: bytes, now_s: float) -> None:
+        """Record an admission at ``now_s`` on disk (and in memory); forgets expired entries."""
+        if self._conn is None:
+            return
+        with self._lock:
+            self._remember(key, now_s)
+            self._forget_before(now_s - self.window_s)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.execute(
@@ -162,11 +192,29 @@ class PassbackGuard(Closing):
                 self._conn.execute("ROLLBACK")
                 raise
 
+    def _remember(self, key: bytes, now_s: float) -> None:
+        """Memory entry for ``key``, moved to the end: the dict stays in admission order."""
+        self._recent.pop(key, None)
+        self._recent[key] = now_s
+
+    def _forget_before(self, cutoff: float) -> None:
+        """Drop the oldest memory entries older than ``cutoff`` (caller holds the lock).
+
+        Stops at the first younger one: after a clock step backwards a few
+        expired entries may stay a while, which :meth:`seen` ignores anyway.
+        """
+        while self._recent:
+            key, at = next(iter(self._recent.items()))
+            if at >= cutoff:
+                return
+            del self._recent[key]
+
     def release(self, key: bytes) -> None:
         """Forget ``key`` (its grant went unused, so the traveller may scan again)."""
         if self._conn is None:
             return
         with self._lock:
+            self._recent.pop(key, None)
             self._conn.execute("DELETE FROM admitted WHERE key = ?", (key,))
 
     def close(self) -> None:

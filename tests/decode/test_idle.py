@@ -77,6 +77,30 @@ def test_a_symbol_seen_keeps_the_full_rate(still: list[np.ndarray]) -> None:
     assert throttle.skipped == 0
 
 
+def test_a_busy_frame_is_checked_for_change_after_its_decode(
+    still: list[np.ndarray], phone: scancorpus.Case
+) -> None:
+    """While busy, wants() lets frames through unchecked; observe() does the check later."""
+    throttle = IdleThrottle(idle_after_s=2.0, check_every_s=1.0)
+    t = 100.0
+    assert throttle.wants(still[0], t)  # first frame: the reference
+    throttle.observe(still[0], t)  # nothing left to check: it was checked before its decode
+    moving = [phone.gray, still[1]] * 30  # a scene that changes every frame, for 4 s
+    for i, frame in enumerate(moving, start=1):
+        now = t + i / FPS
+        assert throttle.wants(frame, now)
+        throttle.observe(frame, now)  # each change counts as activity
+    end = t + len(moving) / FPS
+    assert not throttle.idle(end + 1.9) and throttle.idle(end + 2.0)  # the last change counts
+    # The same frames never observed: only the changes seen while idle count, the
+    # last at 2.07 s, so the throttle would go idle in the middle of the motion.
+    unchecked = IdleThrottle(idle_after_s=2.0, check_every_s=1.0)
+    unchecked.wants(still[0], t)
+    for i, frame in enumerate(moving, start=1):
+        unchecked.wants(frame, t + i / FPS)
+    assert unchecked.idle(end + 1.9)
+
+
 def test_zero_decodes_every_frame_and_bad_settings_are_refused(still: list[np.ndarray]) -> None:
     throttle = IdleThrottle(idle_after_s=0.0)
     assert not throttle.enabled

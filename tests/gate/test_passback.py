@@ -83,3 +83,30 @@ def test_the_admission_is_written_after_the_relay_opens(tmp_path: Path) -> None:
         assert guard.seen(guard.key(CRED), 1001.0)
         again = driver.admit(allow, 2.0, 1001.0)
         assert not again.allowed and str(again.reason) == "already_admitted"
+
+
+def test_a_second_scan_before_the_disk_write_is_refused(tmp_path: Path) -> None:
+    """The in-memory mark refuses a repeat that comes before the admission is on disk."""
+    factory = MockFactory()
+    config = GateConfig(pin_factory="mock")
+    with PassbackGuard(tmp_path, 300) as guard, GateOutputs(config, factory) as outputs:
+        driver = GateDriver(GateMachine(MachineConfig.from_gate(config)), outputs, None, guard)
+        driver.start(0.0)
+        allow = qr_allow(CertType.VACCINATION, None, "", CRED)
+        assert driver.admit(allow, 1.0, 1000.0).allowed
+        rows = sqlite3.connect(str(tmp_path / DB_FILE)).execute("SELECT * FROM admitted")
+        assert rows.fetchall() == []  # not written yet
+        again = driver.admit(allow, 1.1, 1000.1)  # no sync in between
+        assert not again.allowed and str(again.reason) == "already_admitted"
+        driver.sync()
+    with PassbackGuard(tmp_path, 300) as reopened:  # the one admission reached the disk
+        assert reopened.seen(reopened.key(CRED), 1001.0)
+
+
+def test_memory_forgets_what_the_window_has_passed(tmp_path: Path) -> None:
+    with PassbackGuard(tmp_path, 300) as guard:
+        old, new = guard.key(b"old"), guard.key(b"new")
+        guard.admit(old, 1000.0)
+        guard.admit(new, 1400.0)  # the old one is beyond the window now: dropped
+        assert not guard.seen(old, 1400.0) and guard.seen(new, 1400.0)
+        assert guard._recent == {new: 1400.0}  # memory stays bounded by the window
