@@ -224,6 +224,17 @@ def received(client: Client, topic: str, payload: bytes, timeout: float = 1.5) -
     return False
 
 
+def reads_telemetry_of(reader: Client, gate: Client) -> bytes:
+    """``reader`` subscribes to all telemetry and receives gate-01's; returns the mark sent."""
+    for suffix in ("availability", "status", "counts", "events"):
+        assert reader.subscribe(f"kiosk/+/+/{suffix}") in (0, 1)
+    mark = uuid.uuid4().hex.encode()
+    for suffix in ("availability", "status", "counts", "events"):
+        gate.publish(f"kiosk/mall-a/gate-01/{suffix}", mark)
+        assert received(reader, f"kiosk/mall-a/gate-01/{suffix}", mark), suffix
+    return mark
+
+
 @pytest.fixture
 def clients(site: Site) -> Iterator[dict[str, Client]]:
     made: dict[str, Client] = {}
@@ -243,12 +254,7 @@ def test_enrolled_gate_writes_its_own_telemetry_and_not_another_gates(
 ) -> None:
     fleet, gate_a = clients["fleet"], clients["A"]
     assert fleet.wait_connected() and gate_a.wait_connected()
-    for suffix in ("availability", "status", "counts", "events"):
-        assert fleet.subscribe(f"kiosk/+/+/{suffix}") in (0, 1)
-    mark = uuid.uuid4().hex.encode()
-    for suffix in ("availability", "status", "counts", "events"):
-        gate_a.publish(f"kiosk/mall-a/gate-01/{suffix}", mark)
-        assert received(fleet, f"kiosk/mall-a/gate-01/{suffix}", mark), suffix
+    mark = reads_telemetry_of(fleet, gate_a)
     # Gate A posing as gate B, or as a gate of another site: dropped by the broker.
     for topic in ("kiosk/mall-a/gate-02/counts", "kiosk/port-b/gate-01/status"):
         gate_a.publish(topic, mark)
@@ -304,12 +310,7 @@ def test_fleet_service_reads_telemetry_and_cannot_publish_a_command(
     """By certificate (TLS) or password (loopback), the fleet account only reads."""
     fleet, gate_a, operator = clients[who], clients["A"], clients["operator"]
     assert fleet.wait_connected() and gate_a.wait_connected() and operator.wait_connected()
-    for suffix in ("availability", "status", "counts", "events"):
-        assert fleet.subscribe(f"kiosk/+/+/{suffix}") in (0, 1)
-    mark = uuid.uuid4().hex.encode()
-    for suffix in ("availability", "status", "counts", "events"):
-        gate_a.publish(f"kiosk/mall-a/gate-01/{suffix}", mark)
-        assert received(fleet, f"kiosk/mall-a/gate-01/{suffix}", mark), suffix
+    reads_telemetry_of(fleet, gate_a)
     # The gate listens where a command or a distribution would reach it, the fleet
     # account where its own telemetry would: nothing the fleet account sends arrives.
     assert gate_a.subscribe("kiosk/mall-a/gate-01/command") in (0, 1)
