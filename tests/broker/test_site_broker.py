@@ -1,5 +1,9 @@
 """config/mosquitto/ on a real Mosquitto: TLS client certificates and per-gate ACLs.
 
+One config (site-broker.conf) and one ACL (acl): gates and central services by
+certificate on the TLS listener, the fleet service by password on the loopback
+listener, read-only either way.
+
 Certificates come from the enrolment CA exactly as in the field (gate key and
 CSR made by :class:`DeviceIdentity`, signed with a one-time token); the broker
 runs the shipped config with only paths and the port substituted. Whether a
@@ -44,6 +48,8 @@ class Site:
     port: int
     ca: Path
     creds: dict[str, Creds]
+    fleet_port: int = 0  # the loopback listener (user fleet, password)
+    fleet_password: Path = Path()
 
 
 def gate_creds(ca: EnrolmentCA, folder: Path, site: str, gate: str) -> Creds:
@@ -76,10 +82,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (etc / "broker.crt").write_bytes(server.pem)
     (etc / "ca.crt").write_bytes(ca.cert_pem)
     shutil.copy(CONFIG / "acl", etc / "acl")
-    port = free_port()
+    fleet_password = tmp / "fleet-password"
+    fleet_password.write_text(uuid.uuid4().hex + "\n")
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    subprocess.run([passwd, "-c", "-b", str(etc / "passwords"), "fleet",
+                    fleet_password.read_text().strip()], check=True, capture_output=True)
+    port, fleet_port = free_port(), free_port()
     conf = (CONFIG / "site-broker.conf").read_text()
     assert "listener 8883" in conf and "/etc/mosquitto/kiosk/" in conf
+    assert "listener 1884 127.0.0.1" in conf
     conf = conf.replace("listener 8883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("listener 1884 127.0.0.1", f"listener {fleet_port} 127.0.0.1")
     conf = conf.replace("/etc/mosquitto/kiosk/", f"{etc}/")
     conf += f"\npersistence false\nlog_dest file {tmp}/mosquitto.log\nlog_type all\n"
     # Mosquitto started as root drops to the mosquitto user unless told otherwise.
@@ -87,7 +100,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (tmp / "mosquitto.conf").write_text(conf)
     process = subprocess.Popen([binary, "-c", str(tmp / "mosquitto.conf")])
     deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", port, 0.2):
+    while not (port_open("127.0.0.1", port, 0.2) and port_open("127.0.0.1", fleet_port, 0.2)):
         assert process.poll() is None, (tmp / "mosquitto.log").read_text()
         assert time.monotonic() < deadline, "mosquitto did not start"
         time.sleep(0.05)
@@ -96,6 +109,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "B": gate_creds(ca, tmp / "gate-b", "mall-a", "gate-02"),
         "fleet": service_creds(ca, tmp / "svc", "fleet"),
         "operator": service_creds(ca, tmp / "svc", "operator"),
+        "homeassistant": service_creds(ca, tmp / "svc", "homeassistant"),
     }
     # A certificate from another CA (same identity), and an expired one from ours.
     foreign = EnrolmentCA.create(tmp / "foreign")
@@ -110,13 +124,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     device.install(expired.pem, ca.cert_pem, "mall-a/gate-03")
     creds["expired"] = Creds(device.cert_path, device.key_path)
-    yield Site(port, etc / "ca.crt", creds)
+    yield Site(port, etc / "ca.crt", creds, fleet_port, fleet_password)
     process.terminate()
     process.wait(10)
 
 
+# Loopback-listener logins: (user, password); "" = the fleet's real password.
+PASSWORD_LOGINS = {
+    "fleet-pw": ("fleet", ""),
+    "fleet-wrong-pw": ("fleet", "not-the-password"),
+    "gate-pw": ("mall-a/gate-01", "guess"),
+    "anonymous": ("", ""),
+}
+
+
 class Client:
-    """A paho client with a certificate; records CONNACK, SUBACKs and messages."""
+    """A paho client with a certificate (or a password, PASSWORD_LOGINS); records
+    CONNACK, SUBACKs and messages."""
 
     def __init__(self, site: Site, who: str) -> None:
         self.connected = threading.Event()
@@ -124,24 +148,32 @@ class Client:
         self.subacks: dict[int, list[int]] = {}
         self.messages: list[tuple[str, bytes]] = []
         self._suback = threading.Condition()
-        creds = site.creds[who]
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"{who}-{uuid.uuid4().hex[:6]}",
             protocol=mqtt.MQTTv5,
         )
-        self.client.tls_set(
-            ca_certs=str(site.ca),
-            certfile=str(creds.cert),
-            keyfile=str(creds.key),
-            tls_version=ssl.PROTOCOL_TLS_CLIENT,
-        )
+        port = site.port
+        if who in PASSWORD_LOGINS:  # the loopback listener: user name and password
+            port = site.fleet_port
+            user, password = PASSWORD_LOGINS[who]
+            if user:
+                password = password or site.fleet_password.read_text().strip()
+                self.client.username_pw_set(user, password)
+        else:
+            creds = site.creds[who]
+            self.client.tls_set(
+                ca_certs=str(site.ca),
+                certfile=str(creds.cert),
+                keyfile=str(creds.key),
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self.failed.set()
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
         try:
-            self.client.connect("127.0.0.1", site.port, keepalive=10)
+            self.client.connect("127.0.0.1", port, keepalive=10)
         except (ssl.SSLError, OSError):
             self.failed.set()
             return
@@ -192,6 +224,17 @@ def received(client: Client, topic: str, payload: bytes, timeout: float = 1.5) -
     return False
 
 
+def reads_telemetry_of(reader: Client, gate: Client) -> bytes:
+    """``reader`` subscribes to all telemetry and receives gate-01's; returns the mark sent."""
+    for suffix in ("availability", "status", "counts", "events"):
+        assert reader.subscribe(f"kiosk/+/+/{suffix}") in (0, 1)
+    mark = uuid.uuid4().hex.encode()
+    for suffix in ("availability", "status", "counts", "events"):
+        gate.publish(f"kiosk/mall-a/gate-01/{suffix}", mark)
+        assert received(reader, f"kiosk/mall-a/gate-01/{suffix}", mark), suffix
+    return mark
+
+
 @pytest.fixture
 def clients(site: Site) -> Iterator[dict[str, Client]]:
     made: dict[str, Client] = {}
@@ -211,12 +254,7 @@ def test_enrolled_gate_writes_its_own_telemetry_and_not_another_gates(
 ) -> None:
     fleet, gate_a = clients["fleet"], clients["A"]
     assert fleet.wait_connected() and gate_a.wait_connected()
-    for suffix in ("availability", "status", "counts", "events"):
-        assert fleet.subscribe(f"kiosk/+/+/{suffix}") in (0, 1)
-    mark = uuid.uuid4().hex.encode()
-    for suffix in ("availability", "status", "counts", "events"):
-        gate_a.publish(f"kiosk/mall-a/gate-01/{suffix}", mark)
-        assert received(fleet, f"kiosk/mall-a/gate-01/{suffix}", mark), suffix
+    mark = reads_telemetry_of(fleet, gate_a)
     # Gate A posing as gate B, or as a gate of another site: dropped by the broker.
     for topic in ("kiosk/mall-a/gate-02/counts", "kiosk/port-b/gate-01/status"):
         gate_a.publish(topic, mark)
@@ -256,12 +294,86 @@ def test_gate_reads_only_its_own_commands_and_the_fleet_reads_no_command(
     assert not received(gate_b, "kiosk/mall-a/gate-02/command", b"forged", timeout=1.0)
 
 
-def test_fleet_service_only_reads(clients: dict[str, Client]) -> None:
-    fleet, gate_a = clients["fleet"], clients["A"]
-    assert fleet.wait_connected() and gate_a.wait_connected()
-    assert fleet.subscribe("kiosk/+/+/status") in (0, 1)
-    fleet.publish("kiosk/mall-a/gate-01/status", b"fake status")
-    assert not received(fleet, "kiosk/mall-a/gate-01/status", b"fake status", timeout=1.0)
+# What would actuate or impersonate a gate: its commands, distributions, telemetry.
+ACTUATING = (
+    "kiosk/mall-a/gate-01/command",
+    "kiosk/_fleet/dist/bundle",
+    "kiosk/mall-a/_site/dist/bundle",
+    "kiosk/mall-a/gate-01/status",
+    "kiosk/mall-a/gate-01/counts",
+)
+
+
+@pytest.mark.parametrize("who", ["fleet", "fleet-pw"])
+def test_fleet_service_reads_telemetry_and_cannot_publish_a_command(
+        clients: dict[str, Client], who: str) -> None:
+    """By certificate (TLS) or password (loopback), the fleet account only reads."""
+    fleet, gate_a, operator = clients[who], clients["A"], clients["operator"]
+    assert fleet.wait_connected() and gate_a.wait_connected() and operator.wait_connected()
+    reads_telemetry_of(fleet, gate_a)
+    # The gate listens where a command or a distribution would reach it, the fleet
+    # account where its own telemetry would: nothing the fleet account sends arrives.
+    assert gate_a.subscribe("kiosk/mall-a/gate-01/command") in (0, 1)
+    assert gate_a.subscribe("kiosk/_fleet/dist/#") in (0, 1)
+    assert gate_a.subscribe("kiosk/+/_site/dist/#") in (0, 1)
+    own = uuid.uuid4().hex.encode()
+    operator.publish("kiosk/mall-a/gate-01/command", own)  # the check can fail
+    assert received(gate_a, "kiosk/mall-a/gate-01/command", own)
+    forged = b"forged-" + uuid.uuid4().hex.encode()
+    for topic in ACTUATING:
+        fleet.publish(topic, forged)
+    for topic in ACTUATING:
+        assert not received(gate_a, topic, forged, timeout=0.3), topic
+        assert not received(fleet, topic, forged, timeout=0.3), topic
+    # Not even a Home Assistant discovery config, which any gate may write.
+    hass = clients["homeassistant"]
+    assert hass.wait_connected() and hass.subscribe("homeassistant/#") in (0, 1)
+    discovery = "homeassistant/sensor/kiosk_mall-a_gate-01/allowed/config"
+    gate_a.publish(discovery, own)
+    assert received(hass, discovery, own)
+    fleet.publish(discovery, forged)
+    assert not received(hass, discovery, forged, timeout=0.5)
+    # Nor does it read the commands the operator sends.
+    assert fleet.subscribe("kiosk/+/+/command") in (0, 1, 0x87)
+    secret = uuid.uuid4().hex.encode()
+    operator.publish("kiosk/mall-a/gate-01/command", secret)
+    assert received(gate_a, "kiosk/mall-a/gate-01/command", secret)
+    assert not received(fleet, "kiosk/mall-a/gate-01/command", secret, timeout=0.5)
+
+
+@pytest.mark.parametrize("who", ["fleet-wrong-pw", "gate-pw", "anonymous"])
+def test_the_loopback_listener_takes_only_the_fleet_password(site: Site, who: str) -> None:
+    client = Client(site, who)
+    try:
+        assert not client.wait_connected(3.0)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("group", ["", "fleet"])
+def test_kiosk_fleet_serve_counts_an_enrolled_gate_through_the_loopback_listener(
+        site: Site, clients: dict[str, Client], tmp_path: Path, group: str) -> None:
+    """The real fleet service, logged in as `fleet` by password: a gate's counts arrive."""
+    from kiosk.decision import Decision, InputKind, Reason
+    from kiosk.telemetry.payloads import CountsHeader, counts_payload, decision_change
+    from tests.central.helpers import fleet_config, gate_view, running, wait_until
+
+    config = fleet_config(tmp_path, site.fleet_port, **{
+        "mqtt.username": "fleet", "mqtt.password_file": str(site.fleet_password),
+        "mqtt.shared_group": group})
+    gate_a = clients["A"]
+    assert gate_a.wait_connected()
+    store = uuid.uuid4().hex
+    allow = Decision(allowed=True, reason=Reason.OK, input=InputKind.QR)
+    with running(config) as fleet:
+        for seq in (1, 2):
+            now = datetime.now(UTC)
+            gate_a.publish("kiosk/mall-a/gate-01/counts", counts_payload(
+                CountsHeader("mall-a/gate-01", store, 1, seq, seq), at_first=now, at=now,
+                bucket_s=60, change=decision_change(allow), delta={"allowed": 1},
+                totals={"allowed": seq}))
+        assert wait_until(lambda: (gate_view(fleet, "mall-a", "gate-01") or {})
+                          .get("totals") == {"allowed": 2}, 10)
 
 
 @pytest.mark.parametrize("who", ["foreign", "expired"])

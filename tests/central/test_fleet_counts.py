@@ -3,6 +3,13 @@
 A real simulated gate (``kiosk demo``'s pipeline through ``build_app``) must
 show up with its exact counts; duplicated and replayed reports must not change
 totals; a gap must raise an alarm; totals must survive a restart of the service.
+
+"Today" is the gate's local day (Asia/Jakarta: midnight is 17:00 UTC), taken
+from the service's wall clock. Tests against a running service therefore time
+their reports inside the current local day (:func:`_inside_today`) and compare
+"today" with the day the service reports (:func:`_today_expected`); the day
+boundary itself is tested with a clock the test moves
+(:func:`test_a_report_at_23_59_59_wib_counts_on_that_day_and_today_rolls_at_midnight`).
 """
 
 from __future__ import annotations
@@ -11,17 +18,31 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from kiosk.central.fleet.config import load_fleet_config
+from kiosk.central.fleet.db import Database
+from kiosk.central.fleet.messages import Counts, Status, TopicMatcher, parse
+from kiosk.central.fleet.state import SWEEP_S, FleetState
+from kiosk.central.fleet.store import today_from_hourly
+from kiosk.central.fleet.timefmt import local_day, zone
 from kiosk.decision import Decision, InputKind, Reason
 from kiosk.demo import run_demo
+from kiosk.telemetry.payloads import (
+    CountsHeader,
+    StatusInfo,
+    counts_payload,
+    decision_change,
+    status_payload,
+)
 from tests.central.helpers import (
     RawGate,
     api,
     fleet_config,
     gate_view,
     get,
-    minutes_ago,
     running,
     wait_until,
 )
@@ -29,6 +50,31 @@ from tests.conftest import Mosquitto
 
 ALLOW = Decision(allowed=True, reason=Reason.OK, input=InputKind.QR)
 DENY = Decision(allowed=False, reason=Reason.EXPIRED, input=InputKind.NIK)
+
+
+WIB = zone("Asia/Jakarta")
+
+
+def _inside_today(minutes: int) -> datetime:
+    """``minutes`` ago, but not before the current local (WIB) midnight.
+
+    A report from before midnight belongs to yesterday, so a test started at
+    00:00:30 WIB would otherwise see "today" empty.
+    """
+    now = datetime.now(UTC)
+    midnight = local_day(now.timestamp(), WIB)[1]
+    return max(now - timedelta(minutes=minutes), datetime.fromtimestamp(midnight + 1, UTC))
+
+
+def _today_expected(view: dict[str, Any], at: datetime, counts: dict[str, int]) -> dict[str, int]:
+    """What ``view["today"]`` must hold for reports timed ``at`` adding up to ``counts``.
+
+    They count if ``at`` lies in the local day the service calls today, as
+    the service decides it; a test that ran across midnight sees them as
+    yesterday's, and then "today" must not hold them.
+    """
+    same_day = local_day(at.timestamp(), WIB)[0] == view["today"]["date"]
+    return {"date": view["today"]["date"], **(counts if same_day else {})}
 
 
 def _demo(workdir: Path, broker: Mosquitto) -> None:
@@ -42,26 +88,37 @@ def test_a_simulated_gate_shows_its_exact_counts(tmp_path: Path,
     broker = mosquitto_factory(workdir=tmp_path)
     broker.start()
     with running(fleet_config(tmp_path, broker.port)) as fleet:
+        started = local_day(time.time(), WIB)[0]
         _demo(tmp_path / "demo", broker)  # 2 allowed, 4 denied
         assert wait_until(lambda: (gate_view(fleet, "demo-site", "demo-gate") or {})
                           .get("seq") == 6, 15)
         gate = gate_view(fleet, "demo-site", "demo-gate")
         assert gate is not None
         assert gate["totals"]["allowed"] == 2 and gate["totals"]["denied"] == 4
-        assert gate["today"]["allowed"] == 2 and gate["today"]["denied"] == 4
-        assert gate["today"]["input.qr"] == 6
+        # The demo counts at the real time; "today" holds all of it unless the
+        # run crossed local midnight (then the day rows split it, checked below).
+        if gate["today"]["date"] == started:
+            assert gate["today"]["allowed"] == 2 and gate["today"]["denied"] == 4
+            assert gate["today"]["input.qr"] == 6
         # The demo stopped cleanly: the final status and then "offline" reached the broker.
         assert wait_until(lambda: gate_view(fleet, "demo-site", "demo-gate")["online"] is False, 5)
         assert gate["timezone"] == "Asia/Jakarta" and gate["version"]
         _demo(tmp_path / "demo", broker)  # the same gate again: cumulative totals
         assert wait_until(lambda: gate_view(fleet, "demo-site", "demo-gate")["seq"] == 12, 15)
         gate = gate_view(fleet, "demo-site", "demo-gate")
-        assert gate["totals"]["allowed"] == 4 and gate["today"]["denied"] == 8
+        assert gate["totals"]["allowed"] == 4 and gate["totals"]["denied"] == 8
         (site,) = api(fleet, "/api/sites")
-        assert site["site"] == "demo-site" and site["gates"] == 1
-        assert site["today"]["allowed"] == 4 and site["totals"]["denied"] == 8
+        assert site["site"] == "demo-site" and site["gates"] == 1 and site["totals"]["denied"] == 8
         rows = api(fleet, "/api/counts?site=demo-site&bucket=day")
         assert sum(r["counters"].get("allowed", 0) for r in rows) == 4
+        assert sum(r["counters"].get("denied", 0) for r in rows) == 8
+        # "today" is exactly the local day's row, whatever the wall clock says.
+        today = {r["start"]: r["counters"] for r in rows}.get(gate["today"]["date"], {})
+        assert {k: v for k, v in gate["today"].items() if k != "date"} == today
+        assert {k: site["today"].get(k) for k in ("allowed", "denied")} == \
+               {k: today.get(k, 0) for k in ("allowed", "denied")}
+        if gate["today"]["date"] == started:
+            assert gate["today"]["denied"] == 8 and site["today"]["allowed"] == 4
         status, csv_body = get(fleet, "/api/counts?site=demo-site&gate=demo-gate&format=csv")
         assert status == 200
         lines = csv_body.decode().splitlines()
@@ -88,7 +145,7 @@ def test_duplicates_and_replays_do_not_change_totals_and_a_gap_raises_an_alarm(
     try:
         with running(config) as fleet:
             gate.online()
-            at = minutes_ago(1)
+            at = _inside_today(1)
             for decision in (ALLOW, ALLOW, DENY):
                 gate.decide(decision, at)
             for payload in gate.sent:  # QoS 1 re-sends after a reconnect, all of them
@@ -97,7 +154,8 @@ def test_duplicates_and_replays_do_not_change_totals_and_a_gap_raises_an_alarm(
             assert wait_until(lambda: gate_view(fleet, "site-a", "g1")["seq"] == 3, 10)
             time.sleep(0.5)
             view = gate_view(fleet, "site-a", "g1")
-            assert view["today"]["allowed"] == 2 and view["today"]["denied.expired"] == 1
+            assert view["today"] == _today_expected(view, at, {
+                "allowed": 2, "denied": 1, "denied.expired": 1, "input.qr": 2, "input.nik": 1})
             metrics = get(fleet, "/metrics")[1].decode()
             assert "kiosk_fleet_duplicate_reports_total 4" in metrics
             assert 'kiosk_fleet_gate_decisions_total{site="site-a",gate="g1",result="allowed",' \
@@ -113,7 +171,9 @@ def test_duplicates_and_replays_do_not_change_totals_and_a_gap_raises_an_alarm(
             gate.publish("counts", gate.sent[3])
             assert wait_until(lambda: gate_view(fleet, "site-a", "g1")["alarms"] == [], 10)
             view = gate_view(fleet, "site-a", "g1")
-            assert view["today"]["allowed"] == 4 and view["totals"]["allowed"] == 4
+            assert view["totals"]["allowed"] == 4
+            assert view["today"] == _today_expected(view, at, {
+                "allowed": 4, "denied": 1, "denied.expired": 1, "input.qr": 4, "input.nik": 1})
             history = api(fleet, "/api/alarms?history=1")
             assert any(a["kind"] == "gap" and a["cleared"] for a in history)
     finally:
@@ -128,7 +188,7 @@ def test_totals_survive_a_restart_and_an_old_status_never_replaces_newer_totals(
     gate = RawGate(broker.host, broker.port, "site-b", "g2")
     try:
         with running(config) as fleet:
-            at = minutes_ago(2)
+            at = _inside_today(2)
             gate.status(at)  # retained, seq 0
             gate.decide(ALLOW, at)
             gate.decide(DENY, at)
@@ -143,7 +203,8 @@ def test_totals_survive_a_restart_and_an_old_status_never_replaces_newer_totals(
             view = gate_view(fleet, "site-b", "g2")
             assert view["totals"] == {"allowed": 2, "denied": 1, "denied.expired": 1,
                                       "input.nik": 1, "input.qr": 2}
-            assert view["today"]["allowed"] == 2
+            assert view["today"] == _today_expected(view, at, {
+                "allowed": 2, "denied": 1, "denied.expired": 1, "input.nik": 1, "input.qr": 2})
     finally:
         gate.close()
 
@@ -199,7 +260,7 @@ def test_hostile_messages_are_counted_and_dropped(
     gate = RawGate(broker.host, broker.port, "site-d", "g4")
     try:
         with running(fleet_config(tmp_path, broker.port)) as fleet:
-            at = minutes_ago(1)
+            at = _inside_today(1)
             gate.decide(ALLOW, at)
             good = json.loads(gate.sent[0])
             hostile = [
@@ -244,3 +305,83 @@ def test_the_api_and_metrics_need_a_token(tmp_path: Path,
         assert get(fleet, "/api/gates/x/y/z")[0] == 404
         assert get(fleet, "/x" * 2000)[0] == 414
         assert get(fleet, "/healthz", token=None)[0] == 200
+
+
+class _Clock:
+    """UNIX seconds the test sets."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_MATCH = TopicMatcher("kiosk/{site}/{gate}")
+
+
+def _counts_at(seq: int, at: float) -> Counts:
+    payload = counts_payload(
+        CountsHeader("s/g", "ab" * 16, 1, seq, seq),
+        at_first=datetime.fromtimestamp(at, UTC), at=datetime.fromtimestamp(at, UTC),
+        bucket_s=60, change=decision_change(ALLOW), delta={"allowed": 1}, totals={"allowed": seq},
+    )
+    msg = parse(_MATCH, "kiosk/s/g/counts", payload, 65536)
+    assert isinstance(msg, Counts)
+    return msg
+
+
+def _status_at(at: float) -> Status:
+    info = StatusInfo(
+        device_id="s/g", version="0.1.0", uptime_s=1, totals={}, pending=0, published=0,
+        acked=0, reconnects=0, last_error=None, day="2026-05-01", today={}, gate={},
+        store_id="ab" * 16, seq=0, timezone="Asia/Jakarta",
+    )
+    msg = parse(_MATCH, "kiosk/s/g/status",
+                status_payload(info, datetime.fromtimestamp(at, UTC)), 65536)
+    assert isinstance(msg, Status)
+    return msg
+
+
+def test_a_report_at_23_59_59_wib_counts_on_that_day_and_today_rolls_at_midnight(
+        tmp_path: Path) -> None:
+    midnight = datetime(2026, 5, 2, tzinfo=WIB).timestamp()  # 2026-05-01 17:00 UTC
+    clock = _Clock(midnight - 1)  # 23:59:59 WIB
+    config = load_fleet_config(None, {"store.url": f"sqlite:///{tmp_path / 'f.sqlite'}"})
+    state = FleetState(Database(config.store.url), config, clock)
+
+    def today() -> dict[str, Any]:
+        return dict(state.snapshot().gates[("s", "g")]["today"])
+
+    state.apply([_status_at(clock.now), _counts_at(1, clock.now)])
+    state.tick()
+    assert today() == {"date": "2026-05-01", "allowed": 1}
+    # Midnight: a report made at 00:00:00 arrives before the day has been rolled
+    # over; it is not yesterday's, and after the roll-over it is today's.
+    clock.now = midnight
+    state.apply([_counts_at(2, clock.now)])
+    assert today() == {"date": "2026-05-01", "allowed": 1}
+    state.tick()
+    assert today() == {"date": "2026-05-02", "allowed": 1}
+    # A late report made at 23:59:30 the day before stays on that day.
+    clock.now = midnight + 30
+    state.apply([_counts_at(3, midnight - 30)])
+    state.tick()
+    assert today() == {"date": "2026-05-02", "allowed": 1}
+    state.close()
+    # The database agrees, and a restarted service reads the same split back.
+    state = FleetState(Database(config.store.url), config, clock)
+    assert today() == {"date": "2026-05-02", "allowed": 1}
+    with state._db.connect() as conn:
+        assert today_from_hourly(conn, "s", "g", int(midnight) - 86400, int(midnight)) == \
+            {"allowed": 2}
+    # One second before the next midnight is still 2026-05-02; at it, a new day.
+    clock.now = midnight + 86400 - 1
+    state.apply([_counts_at(4, clock.now)])
+    state.tick()
+    assert today() == {"date": "2026-05-02", "allowed": 2}
+    # A quiet gate is rolled over by the next sweep of all gates (every SWEEP_S).
+    clock.now = midnight + 86400 + SWEEP_S
+    state.tick()
+    assert today() == {"date": "2026-05-03"}
+    state.close()

@@ -2,8 +2,10 @@
 
 Logs in with a token, sees the gates of a site, sees a count change live
 (server-sent events, no reload) when a real simulated gate scans, sees an
-offline alarm after a gate process is killed, and saves screenshots at desktop
-and phone width (tests/artifacts/fleet-*.png).
+offline alarm after a gate process is killed. On a phone (390x844) every gate
+is a card of bilingual label/value lines: nothing scrolls sideways, and the
+cards stay live. Both save screenshots (tests/artifacts/fleet-desktop.png,
+fleet-phone.png; docs/fleet/page-*.png are copies of them).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import pytest
 
 from kiosk.demo import run_demo
-from tests.central.helpers import TOKEN, fleet_config, running
+from tests.central.helpers import TOKEN, RawGate, fleet_config, minutes_ago, running
 from tests.central.test_fleet_counts import _KILLABLE
 from tests.conftest import Mosquitto
 
@@ -82,16 +84,78 @@ def test_login_live_counts_and_offline_alarm(
             child.kill()
             page.locator('#alarms li[data-kind="offline"][data-gate="site-c/g3"]').wait_for(
                 timeout=15000)
-            phone = browser.new_page(viewport={"width": 390, "height": 844},
-                                     device_scale_factor=2)
-            phone.context.add_cookies(page.context.cookies())
-            phone.goto(fleet.url + "#demo-site")
-            phone.wait_for_selector('#gates tr[data-gate="demo-gate"]')
-            width = phone.evaluate("document.documentElement.scrollWidth")
-            assert width <= 390, "the page must not scroll sideways on a phone"
-            phone.screenshot(path=str(artifacts_dir / "fleet-phone.png"), full_page=True)
-            text = page.inner_text("body") + phone.inner_text("body")
+            text = page.inner_text("body")
             assert "Gerbang offline / Gate offline" in text and "Masuk" in text
         finally:
             child.kill()
             child.wait(5)
+
+
+PHONE = {"width": 390, "height": 844}
+INSIDE = """el => { const r = el.getBoundingClientRect();
+  return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; }"""
+LABEL = "(el, part) => getComputedStyle(el, part).content"
+
+
+def test_a_phone_shows_each_gate_as_a_live_card_without_sideways_scrolling(
+        tmp_path: Path, mosquitto_factory: type[Mosquitto], browser: Any,
+        artifacts_dir: Path) -> None:
+    broker = mosquitto_factory(workdir=tmp_path)
+    broker.start()
+    with running(fleet_config(tmp_path, broker.port)) as fleet:
+        # A second gate with long texts that a table cell would not wrap.
+        other = RawGate(broker.host, broker.port, "demo-site", "gate-timur-pintu-darurat-02")
+        try:
+            other.online()
+            other.status(minutes_ago(1), last_error="camera: /dev/video0 unplugged " * 3,
+                         decoder="zbar-with-a-very-long-decoder-name")
+            run_demo(tmp_path / "demo", once=True, broker=(broker.host, broker.port),
+                     headless=True, fast=True, out=lambda _: None)
+            phone = browser.new_page(viewport=PHONE, device_scale_factor=2)
+            phone.goto(fleet.url + "/login")
+            phone.fill("#token", TOKEN)
+            phone.click("button[type=submit]")
+            phone.goto(fleet.url + "#demo-site")
+            card = phone.locator('#gates tr[data-gate="demo-gate"]')
+            card.locator("td.allowed").filter(has_text="2").wait_for(timeout=15000)
+            card.locator("td.denied").filter(has_text="4").wait_for(timeout=15000)
+            phone.locator('#gates tr[data-gate="gate-timur-pintu-darurat-02"]').wait_for()
+            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            assert phone.evaluate(
+                "[...document.querySelectorAll('section, .scroll, #gates')]"
+                ".every(e => e.scrollWidth <= e.clientWidth + 1)"), "a box scrolls sideways"
+            head = phone.locator("#gates thead").bounding_box()  # kept for screen readers
+            assert head is not None and head["height"] <= 1  # the labels are on the cells
+            for gate in ("demo-gate", "gate-timur-pintu-darurat-02"):
+                row = phone.locator(f'#gates tr[data-gate="{gate}"]')
+                status, seen = row.locator("td").nth(1), row.locator("td").nth(2)
+                for td in (status, seen, row.locator("td").last):
+                    td.scroll_into_view_if_needed()
+                    assert td.is_visible() and td.evaluate(INSIDE), (gate, td.inner_text())
+                assert status.inner_text() in ("daring / online", "luring / offline")
+                assert seen.inner_text() != "—"
+                # One card per gate: its cells are stacked lines, not table columns.
+                boxes = [b for b in (row.locator("td").nth(i).bounding_box() for i in range(3))
+                         if b is not None]
+                assert len(boxes) == 3 and boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"]
+            # Every line is labelled in both languages; the status keeps its colour.
+            status = card.locator("td").nth(1)
+            assert status.evaluate(LABEL, "::before") == '"Status"'
+            allowed = card.locator("td.allowed")
+            assert allowed.evaluate(LABEL, "::before") == '"Masuk hari ini"'
+            assert allowed.evaluate(LABEL, "::after") == '"/ Allowed today"'
+            assert card.locator("td").nth(2).evaluate(LABEL, "::after") == '"/ Last seen"'
+            colour = status.evaluate("el => getComputedStyle(el).color")
+            assert colour in ("rgb(46, 125, 50)", "rgb(198, 40, 40)"), colour  # --ok / --bad
+            # Live: the demo gate scans again, the card changes without a reload.
+            version = int(phone.evaluate("document.body.dataset.version || 0"))
+            run_demo(tmp_path / "demo", once=True, broker=(broker.host, broker.port),
+                     headless=True, fast=True, out=lambda _: None)
+            card.locator("td.allowed").filter(has_text="4").wait_for(timeout=15000)
+            card.locator("td.denied").filter(has_text="8").wait_for(timeout=15000)
+            assert int(phone.evaluate("document.body.dataset.version")) > version
+            assert card.locator("td.allowed").evaluate(INSIDE)
+            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            phone.screenshot(path=str(artifacts_dir / "fleet-phone.png"), full_page=True)
+        finally:
+            other.close()

@@ -74,6 +74,32 @@ function renderSites(sites) {
 
 function cell(text, cls) { return el("td", cls ? { class: cls } : {}, text == null ? "—" : text); }
 
+// Each cell carries its column's bilingual label (data-id, data-en), read once from the
+// table head, so the narrow-screen CSS can show a row as a card of label/value lines
+// with the one markup (fleet.css, @media max-width: 640px).
+let columnLabels = null;
+function labels() {
+  if (!columnLabels) {
+    columnLabels = [...document.querySelectorAll("#gates thead th")].map((th) => {
+      const en = th.querySelector(".en");
+      const id = [...th.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE)
+        .map((n) => n.textContent).join(" ").trim();
+      return { id, en: en && en.textContent.trim() !== id ? "/ " + en.textContent.trim() : "" };
+    });
+  }
+  return columnLabels;
+}
+
+function labelled(tr) {
+  const names = labels();
+  [...tr.children].forEach((td, i) => {
+    if (!names[i]) return;
+    td.dataset.id = names[i].id;
+    td.dataset.en = names[i].en;
+  });
+  return tr;
+}
+
 function renderGates() {
   const body = document.querySelector("#gates tbody");
   body.replaceChildren();
@@ -94,7 +120,7 @@ function renderGates() {
       cell((g.decoder || "—") + " · " + (g.camera_fps == null ? "—" : g.camera_fps)),
       cell(g.last_error));
     tr.title = "Total: masuk/allowed " + (tot.allowed || 0) + ", ditolak/denied " + (tot.denied || 0);
-    body.append(tr);
+    body.append(labelled(tr));
   }
 }
 
