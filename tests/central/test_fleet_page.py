@@ -159,3 +159,51 @@ def test_a_phone_shows_each_gate_as_a_live_card_without_sideways_scrolling(
             phone.screenshot(path=str(artifacts_dir / "fleet-phone.png"), full_page=True)
         finally:
             other.close()
+
+
+def test_gates_behind_or_near_expiry_and_command_outcomes_show_live(
+        tmp_path: Path, mosquitto_factory: type[Mosquitto], browser: Any,
+        artifacts_dir: Path) -> None:
+    from kiosk.telemetry.payloads import event_payload
+    from tests.central.test_fleet_distribution import report
+
+    broker = mosquitto_factory(workdir=tmp_path)
+    broker.start()
+    config = fleet_config(tmp_path, broker.port)
+    g1 = RawGate(broker.host, broker.port, "mall", "g1")
+    g2 = RawGate(broker.host, broker.port, "mall", "g2")
+    try:
+        with running(config) as fleet:
+            for gate, version, stale_in in ((g1, 8, 6 * 86400), (g2, 7, 5 * 3600)):
+                gate.online()
+                gate.status(minutes_ago(0), bundle_version=version, mode="fresh",
+                            bundle_stale_in_s=stale_in, dist_error="trust: format"
+                            if gate is g2 else None)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(fleet.url)
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            behind = page.locator('#gates tr[data-gate="g2"] td.warn')
+            behind.filter(has_text="behind v8").wait_for(timeout=15000)
+            text = behind.inner_text()
+            assert "stale in 4 " in text and "trust: format" in text  # 5 h less the seconds gone
+            assert page.locator('#gates tr[data-gate="g1"] td.warn').count() == 0
+            # Outcomes arrive live: one carried out, one refused, and a diagnostics report.
+            at = minutes_ago(0)
+            for gate, event in ((g1, "command.open_once"), (g2, "command_refused.replayed")):
+                gate.publish("events", event_payload(
+                    device_id=f"mall/{gate.gate}", store_id=gate.store, seq=1, at=at,
+                    event=event, kind="command"))
+            g1.publish("events", report("mall/g1", at, clock=("ok", "synchronised"),
+                                        camera_rate=("warn", "3.0 frames/s over 60 s")))
+            page.locator('#commands li[data-event="command.open_once"]').wait_for(timeout=15000)
+            refused = page.locator('#commands li[data-event="command_refused.replayed"]')
+            refused.wait_for(timeout=15000)
+            assert "refused: replayed" in refused.inner_text()
+            diag = page.locator('#diagnostics li[data-gate="g1"]')
+            diag.wait_for(timeout=15000)
+            assert "camera_rate: warn" in diag.inner_text()
+            page.screenshot(path=str(artifacts_dir / "fleet-distribution.png"), full_page=True)
+    finally:
+        g1.close()
+        g2.close()

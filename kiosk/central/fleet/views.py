@@ -26,6 +26,10 @@ class BadQuery(ValueError):
     """A query parameter is malformed or out of bounds (HTTP 400)."""
 
 
+COMMANDS_SHOWN = 20
+"""Command outcomes the live page lists (``GET /api/commands`` has all of them)."""
+
+
 def gate_json(view: dict[str, Any]) -> dict[str, Any]:
     """One gate as the API shows it."""
     return {k: v for k, v in view.items() if k not in _INTERNAL}

@@ -314,6 +314,10 @@ class _Handler(BaseHTTPRequestHandler):
                     "sites": views.sites(snap),
                     "alarms": list(snap.alarms),
                     "gates": changed,
+                    "commands": [
+                        c for c in snap.commands if site is None or c["site"] == site
+                    ][:views.COMMANDS_SHOWN],
+                    "newest_bundle": snap.newest_bundle,
                 }
                 payload = json.dumps(data, separators=(",", ":"))
                 self.wfile.write(f"event: update\ndata: {payload}\n\n".encode())

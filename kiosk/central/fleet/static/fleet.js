@@ -3,7 +3,8 @@
 // nothing a message carries is ever parsed as HTML.
 "use strict";
 
-const state = { site: null, gates: new Map(), sites: [], chartAt: 0 };
+const state = { site: null, gates: new Map(), sites: [], chartAt: 0, newest: 0 };
+const STALE_SOON_S = 48 * 3600;  // the trust cell warns this long before a bundle goes stale
 const REASONS_SHOWN = 4;
 
 function el(tag, attrs, ...children) {
@@ -106,13 +107,25 @@ function renderGates() {
   const rows = [...state.gates.values()].sort((a, b) => a.gate.localeCompare(b.gate));
   for (const g of rows) {
     const t = g.today || {}, tot = g.totals || {};
-    const trust = (g.mode || "—") + (g.bundle_version != null ? " v" + g.bundle_version : "") +
+    let trust = (g.mode || "—") + (g.bundle_version != null ? " v" + g.bundle_version : "") +
       (g.bundle_age_s != null ? " · " + Math.round(g.bundle_age_s / 3600) + " jam/h" : "");
+    const staleIn = g.stale_at == null ? null : g.stale_at - Date.now() / 1000;
+    let trustClass = "";
+    if (g.behind != null) {
+      trust += " · tertinggal/behind v" + g.behind;
+      trustClass = "warn";
+    }
+    if (staleIn != null && staleIn > 0 && staleIn < STALE_SOON_S && g.mode === "fresh") {
+      trust += " · basi dlm/stale in " + Math.floor(staleIn / 3600) + " jam/h";
+      trustClass = "warn";
+    }
+    const problem = g.dist_error || g.pull_error;
+    if (problem) trust += " · " + problem;
     const tr = el("tr", { "data-gate": g.gate, class: g.alarms.length ? "alarm" : "" },
       cell(g.gate),
       el("td", { class: g.online ? "on" : "offline" }, g.online ? "daring / online" : "luring / offline"),
       cell(ago(g.last_seen)),
-      cell(g.gate_mode), cell(trust), cell(g.clock_state),
+      cell(g.gate_mode), cell(trust, trustClass), cell(g.clock_state),
       cell(t.allowed || 0, "n allowed"), cell(t.denied || 0, "n denied"),
       cell((t.passage || 0) + " / " + (t.tailgate || 0), "n"),
       cell((t["input.qr"] || 0) + " / " + (t["input.nik"] || 0), "n"),
@@ -121,6 +134,43 @@ function renderGates() {
       cell(g.last_error));
     tr.title = "Total: masuk/allowed " + (tot.allowed || 0) + ", ditolak/denied " + (tot.denied || 0);
     body.append(labelled(tr));
+  }
+}
+
+function renderCommands(commands) {
+  const list = document.getElementById("commands");
+  list.replaceChildren();
+  if (!commands.length) {
+    list.append(el("li", { class: "none" }, "Belum ada perintah / No commands yet"));
+    return;
+  }
+  for (const c of commands) {
+    const refused = c.outcome.startsWith("refused");
+    list.append(el("li", { "data-event": c.event, class: refused || c.outcome !== "ok" ? "bad" : "" },
+      el("span", { class: "kind" }, c.action || "ditolak / refused"), " — " + c.site + "/" + c.gate + ": ",
+      refused ? c.outcome : c.outcome === "ok" ? "dijalankan / done" : c.outcome, " ",
+      el("span", { class: "en" }, new Date(c.at).toLocaleString())));
+  }
+}
+
+function renderDiagnostics() {
+  const list = document.getElementById("diagnostics");
+  list.replaceChildren();
+  const reports = [...state.gates.values()].filter((g) => g.diagnostics)
+    .sort((a, b) => b.diagnostics.at.localeCompare(a.diagnostics.at));
+  if (!reports.length) {
+    list.append(el("li", { class: "none" }, "Belum ada laporan / No reports yet"));
+    return;
+  }
+  for (const g of reports) {
+    const d = g.diagnostics;
+    const checks = el("ul", {});
+    for (const [name, c] of Object.entries(d.checks)) {
+      checks.append(el("li", { class: c.status }, name + ": " + c.status + " — " + c.detail));
+    }
+    list.append(el("li", { "data-gate": g.gate, class: d.result },
+      el("span", { class: "kind" }, g.gate + ": " + d.result), " ",
+      el("span", { class: "en" }, new Date(d.at).toLocaleString()), checks));
   }
 }
 
@@ -147,6 +197,8 @@ function connect() {
     renderSites(data.sites);
     for (const g of data.gates) if (g.site === state.site) state.gates.set(g.gate, g);
     renderGates();
+    renderDiagnostics();
+    renderCommands(data.commands || []);
     refreshChart(false);
     document.body.dataset.version = data.version;
   });
@@ -160,6 +212,8 @@ async function selectSite(site) {
   state.gates = new Map(gates.map((g) => [g.gate, g]));
   renderSites(state.sites);
   renderGates();
+  renderDiagnostics();
+  renderCommands(await getJSON("/api/commands?limit=20&site=" + encodeURIComponent(site)));
   refreshChart(true);
   connect();
 }
