@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 #: Exit status after a ``restart`` command (EX_TEMPFAIL): systemd's Restart=always starts
 #: the service again; the journal shows it was asked for.
 EXIT_RESTART = 75
+#: Exit status once the camera was re-created ``camera.max_reopens`` times: systemd starts
+#: the service clean instead of it leaking another Picamera2 object.
+EXIT_CAMERA = 76
 
 
 @dataclass
@@ -231,6 +234,8 @@ def build_app(
                 board,
                 timeout_s=config.camera.frame_timeout_s,
                 stall_after_s=config.camera.stall_after_s,
+                max_reopens=config.camera.max_reopens,
+                on_exhausted=lambda: loop.request_exit(EXIT_CAMERA) if loop else None,
             )
         stack.enter_context(source)
         decoder = create_decoder(config.decoder.backend, isolate=config.decoder.isolate)

@@ -201,6 +201,13 @@ class RetryingFrameSource(FrameSource):
     or when the previous in-place restart brought no fresh frame, it is closed
     and opened again at the next retry. The first fresh frame clears the fault.
     Counters: ``stalls``, ``restarts`` (in place), ``reopens``.
+
+    Re-creating a source is bounded: a Picamera2 object leaks what it holds
+    when it is made again, so after ``max_reopens`` re-creations (openings
+    after the first successful one) no further one is made: the fault says so
+    and ``on_exhausted`` is called once, for the service to exit and systemd
+    to start it clean. Openings that fail (no camera at all) are not counted:
+    a missing camera degrades the camera function and never restarts the gate.
     """
 
     def __init__(
@@ -211,10 +218,16 @@ class RetryingFrameSource(FrameSource):
         timeout_s: float,
         retry_s: float = DEFAULT_RETRY_S,
         stall_after_s: float = 0.0,
+        max_reopens: int | None = None,
+        on_exhausted: Callable[[], None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
         wait: Callable[[float], object] | None = None,
     ) -> None:
         self._source: FrameSource | None = None
+        self._created = 0  # sources opened successfully, the first included
+        self._max_reopens = max_reopens
+        self._on_exhausted = on_exhausted
+        self._exhausted = False
         self._opener = opener
         self._board = board
         self._timeout_s = timeout_s
@@ -234,7 +247,15 @@ class RetryingFrameSource(FrameSource):
         return self._watch.stale_frames
 
     def _open(self) -> None:
-        if not self._retry.due():
+        if self._exhausted or not self._retry.due():
+            return
+        if self._max_reopens is not None and self._created > self._max_reopens:
+            self._exhausted = True
+            log.error("camera re-created %d times; the service restarts clean", self._max_reopens)
+            self._board.fault(
+                "camera", f"re-created {self._max_reopens} times; restarting the service"
+            )
+            self._on_exhausted()
             return
         try:
             source = self._opener()
@@ -244,6 +265,7 @@ class RetryingFrameSource(FrameSource):
         except DEVICE_ERRORS as exc:
             self._board.fault("camera", _reason(exc))
             return
+        self._created += 1
         self._source = source
         self._watch.reset(self._monotonic())
         self._board.recovered("camera")

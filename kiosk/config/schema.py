@@ -175,6 +175,14 @@ class CameraConfig:
         min=0.0,
         max=600,
     )
+    max_reopens: int = setting(
+        5,
+        doc="Re-create the camera (after a failure or a stall that a restart in place did "
+        "not cure) at most this often; then the service exits for systemd to start it clean "
+        "(re-creating a Picamera2 object leaks). A camera that is absent is not counted.",
+        min=1,
+        max=1000,
+    )
     loop: bool = setting(False, doc="files/video: start again at the end instead of stopping.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -234,3 +235,87 @@ def test_the_gate_reports_a_stall_and_keeps_turning(
         assert app.loop.stats.frames == frames_before + 3  # fresh frames flow again
         assert ("recovered", {"part": "camera"}) in events
 
+
+
+def test_re_creating_the_camera_is_bounded_then_the_service_is_asked_to_restart() -> None:
+    clock = Clock()
+    board = FaultBoard()
+    made: list[FreezingCamera] = []
+    exhausted: list[bool] = []
+
+    def opener() -> FreezingCamera:  # every camera stalls and no restart in place cures it
+        made.append(FreezingCamera(clock, fresh=2, can_restart=False))
+        return made[-1]
+
+    # A short frame timeout: without a camera a read waits it out in real time.
+    source = RetryingFrameSource(
+        opener, board, timeout_s=0.2, retry_s=0.0, stall_after_s=0.5, max_reopens=3,
+        on_exhausted=lambda: exhausted.append(True), monotonic=clock, wait=clock.sleep)
+    for _ in range(200):
+        reads(source, 1)
+        if exhausted:
+            break
+    assert len(made) == 4 and source.reopens == 4  # the first camera and 3 re-creations
+    assert exhausted == [True]  # asked once, never a fifth object
+    assert board.faults["camera"] == "re-created 3 times; restarting the service"
+    assert reads(source, 3) == ["timeout"] * 3 and len(made) == 4  # the loop still turns
+    assert exhausted == [True]
+    source.close()
+
+
+def test_an_absent_camera_never_counts_towards_the_bound() -> None:
+    clock = Clock()
+    board = FaultBoard()
+    exhausted: list[bool] = []
+
+    def absent() -> FrameSource:
+        raise OSError(19, "No such device")
+
+    source = RetryingFrameSource(
+        absent, board, timeout_s=0.01, retry_s=0.0, max_reopens=1,
+        on_exhausted=lambda: exhausted.append(True), monotonic=clock, wait=clock.sleep)
+    assert reads(source, 20) == ["timeout"] * 20
+    assert exhausted == [] and "No such device" in board.faults["camera"]
+    source.close()
+
+
+def test_the_gate_exits_for_systemd_once_the_camera_was_re_created_too_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kiosk.app
+    from kiosk.app import EXIT_CAMERA, build_app
+    from kiosk.config import load_config
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", os.environ.get("SDL_VIDEODRIVER", "dummy"))
+    made: list[FreezingCamera] = []
+
+    def stalling(_cfg: object) -> FreezingCamera:
+        made.append(RealtimeFreezingCamera(Clock(), fresh=2, can_restart=False))
+        return made[-1]
+
+    monkeypatch.setattr(kiosk.app, "open_frame_source", stalling)
+    # Retry at once (5 s in service): the test is about the bound, not the pace.
+    monkeypatch.setattr(kiosk.app, "RetryingFrameSource",
+                        functools.partial(RetryingFrameSource, retry_s=0.0))
+    (tmp_path / "trust").mkdir()
+    config = load_config(None, {
+        "device.data_dir": str(tmp_path / "state"),
+        "verify.trust_dir": str(tmp_path / "trust"),
+        "gate.pin_factory": "mock",
+        "camera.source": "files",
+        "camera.path": str(tmp_path),
+        "camera.frame_timeout_s": 0.1,
+        "camera.stall_after_s": 0.3,
+        "camera.max_reopens": 2,
+        "display.driver": "dummy",
+        "display.fullscreen": False,
+        "mqtt.enabled": False,
+    })  # fmt: skip
+    with build_app(config, pin_factory=MockFactory()) as app:
+        app.loop.start()
+        for _ in range(400):  # run() ends after the turn in which an exit was asked
+            app.loop.step()
+            if app.loop.exit_status is not None:
+                break
+        assert app.loop.exit_status == EXIT_CAMERA
+        assert len(made) == 3
