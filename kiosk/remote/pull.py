@@ -233,13 +233,18 @@ class ReleasePuller(Closing):
 
     def _get(self, path: str, limit: int) -> bytes | None:
         """A small document (at most ``limit`` bytes), or None when the server has none."""
+        deadline = self._clock() + ALLOWANCE_S
+        body = bytearray()
         with self._open(path) as response:
             if response is None:
                 return None
-            body: bytes = response.read(limit + 1)
-        if len(body) > limit:
-            raise PullError(f"{path.rsplit('/', 1)[-1]}: larger than {limit} bytes")
-        return body
+            while chunk := response.read(limit + 1 - len(body)):
+                body += chunk
+                if len(body) > limit:
+                    raise PullError(f"{path.rsplit('/', 1)[-1]}: larger than {limit} bytes")
+                if self._clock() > deadline or self._stop.is_set():
+                    raise PullError(f"{path.rsplit('/', 1)[-1]}: too slow")
+        return bytes(body)
 
     def _open(self, path: str) -> _Response:
         request = urllib.request.Request(
@@ -287,8 +292,9 @@ class _Reader:
         self._raw = raw
 
     def read(self, size: int) -> bytes:
+        """At most ``size`` bytes: what one receive brings (a trickle cannot hold a read)."""
         try:
-            data: bytes = self._raw.read(size)
+            data: bytes = self._raw.read1(size)
         except (TimeoutError, OSError, ValueError, http.client.HTTPException) as exc:
             raise PullError(f"read failed: {str(exc)[:120] or type(exc).__name__}") from None
         return data
