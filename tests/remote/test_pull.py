@@ -319,12 +319,16 @@ def test_a_trickling_server_is_cut_off_by_the_deadline(server: Server, gate: Gat
     content = bundle(2)
     path = publish(server, gate, content)
 
+    gone = threading.Event()
+
     def trickle(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
         handler.send_header("Content-Length", str(len(content)))
         handler.end_headers()
         try:
             for byte in content:
+                if gone.is_set():
+                    return
                 handler.wfile.write(bytes([byte]))
                 handler.wfile.flush()
                 time.sleep(0.01)
@@ -337,6 +341,7 @@ def test_a_trickling_server_is_cut_off_by_the_deadline(server: Server, gate: Gat
         started = time.monotonic()
         puller.poll()
         took = time.monotonic() - started
+        gone.set()
         assert "too slow" in puller.status()["pull_error"]
     assert gate.installed() == 1
     # Cut off after the first receive, not once the whole trickle has arrived (~7 s).
