@@ -46,7 +46,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _ports import free_port, wait_port
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.nik.kdf import DEFAULT_KDF
@@ -78,23 +78,6 @@ def _peak_rss_kb() -> int:
 def _sha256(path: Path) -> str:
     with path.open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"mosquitto did not start on port {port}")
 
 
 def _make_list(folder: Path, size: int) -> tuple[Path, Path, Path]:
@@ -256,7 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         local = _last_json(_child("local-install", target=folder / "local", **files), 600)
 
-        port = _free_port()
+        port = free_port()
         conf = folder / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
@@ -266,7 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            _wait_port(port, 10)
+            wait_port(port, 10)
             gate = _child("gate", target=folder / "gate", keys=keys, port=port,
                           timeout=args.timeout)  # fmt: skip
             assert gate.stdout is not None

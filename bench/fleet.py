@@ -28,7 +28,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _ports import free_port, wait_port
 
 from kiosk.decision import Decision, InputKind, Reason
 from kiosk.telemetry.payloads import (
@@ -216,23 +217,6 @@ class Gate:
 
 
 # --------------------------------------------------------------- processes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def _raise_fd_limit() -> None:
@@ -414,7 +398,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         folder = Path(tmp)
-        mq_port, http_port = _free_port(), _free_port()
+        mq_port, http_port = free_port(), free_port()
         conf = folder / "mosquitto.conf"
         conf.write_text(f"listener {mq_port} 127.0.0.1\nallow_anonymous true\n"
                         "persistence false\nmax_queued_messages 100000\n")
@@ -423,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                   stderr=subprocess.DEVNULL, preexec_fn=_raise_fd_limit)
         service = None
         try:
-            _wait_port(mq_port, 10)
+            wait_port(mq_port, 10)
             service = subprocess.Popen(
                 [sys.executable, "-m", "kiosk", "fleet", "serve", "--broker",
                  f"mqtt://127.0.0.1:{mq_port}", "--listen", f"127.0.0.1:{http_port}",
@@ -431,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "--token-file", str(folder / "tokens")],
                 stdout=subprocess.DEVNULL, stderr=open(folder / "service.log", "wb"),  # noqa: SIM115
             )
-            _wait_port(http_port, 20)
+            wait_port(http_port, 20)
             result = asyncio.run(_run(args, mq_port, http_port, service.pid))
         finally:
             if service is not None:

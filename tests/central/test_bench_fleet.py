@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 
-def test_fleet_bench_tiny() -> None:
+def test_fleet_bench_tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))  # as when run as a script: _ports
     spec = importlib.util.spec_from_file_location("bench_fleet", REPO_ROOT / "bench" / "fleet.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
