@@ -130,6 +130,17 @@ def test_bad_folder_is_a_document_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"valueSetId": 3}')
     with pytest.raises(DocumentError, match=r"x\.json"):
         load_folder(tmp_path)
+    # The same reader as ``kiosk rules check``: bounded before parsing, one id once.
+    (tmp_path / "x.json").write_bytes(b" " * (2 << 20))
+    with pytest.raises(DocumentError, match=r"x\.json: larger than"):
+        load_folder(tmp_path)
+    good = {"valueSetId": "x", "valueSetValues": {"A": {}}}
+    for name in ("x.json", "y.JSON"):
+        (tmp_path / name).write_text(json.dumps(good))
+    with pytest.raises(DocumentError, match=r"y\.JSON: valueSetId 'x' appears twice"):
+        load_folder(tmp_path)
+    with pytest.raises(DocumentError, match="not a folder"):
+        load_folder(tmp_path / "missing")
 
 
 def test_build_sign_install_then_scans_are_decided_by_value_sets(
