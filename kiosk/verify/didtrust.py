@@ -228,7 +228,7 @@ def _method(method: Any, doc_id: str) -> BundleSigner:
     if usage is None:
         raise _Skip(NO_USAGE)
     if usage.upper() != USAGE_DSC:
-        raise _Skip(OTHER_USAGE, usage[:8])
+        raise _Skip(OTHER_USAGE, usage[:8] if usage[:8].isalnum() else repr(usage[:8]))
     participant = _level(own, 1) or _level(_levels(doc_id), 1) \
         or _text(method.get("participant"))
     jwk = method.get("publicKeyJwk")

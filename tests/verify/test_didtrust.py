@@ -162,6 +162,9 @@ def test_key_usage_from_the_method_path_then_the_document_then_the_member() -> N
     # No C in the certificate and no participant anywhere: no country, skipped.
     anonymous = parse_who_did(_document([_method(NO_C[1], path="-:-:DSC")], doc_id=BASE))
     assert anonymous.skipped == {NO_COUNTRY: 1} and not anonymous.signers
+    # A usage that is not a plain code is quoted in the warning, not printed raw.
+    odd = parse_who_did(_document([_method(DSC[1], path="-:XXA:S\nCA")]))
+    assert odd.skipped == {OTHER_USAGE: 1} and "\n" not in odd.warnings[0]
 
 
 def test_warnings_are_bounded_but_every_skip_is_counted() -> None:
