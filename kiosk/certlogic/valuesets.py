@@ -1,20 +1,25 @@
-"""EU DCC value sets as CertLogic's ``external.valueSets``: valueSetId -> list of codes.
+"""EU DCC value-set files, read and bounded: the one reader of both sides.
 
 A folder holds one JSON file per value set, as the EU published them
 (``../shared/testdata/valuesets/``): ``{"valueSetId", "valueSetDate",
 "valueSetValues": {code: {"display", "lang", "active", "version", "system"}}}``.
-Every code is listed, active or not, as the EU verifiers pass them; rules that
-care about ``active`` cannot see it (nor can the EU's). Files are bounded in
-size and count before they are parsed; other files in the folder (README,
-LICENSE) are ignored.
+:func:`load_value_sets` gives CertLogic's ``external.valueSets`` (valueSetId ->
+list of codes, for ``kiosk rules check``); the trust bundle's value sets
+(:func:`kiosk.verify.valuesets.load_folder`, for ``kiosk trust build``) are
+read through it too, so both sides accept and refuse the same files.  Every
+code is listed, active or not, as the EU verifiers pass them (a certificate
+issued while a code was active stays readable); rules that care about
+``active`` cannot see it (nor can the EU's).  Files are bounded in size and
+count before they are parsed; other files in the folder (README, LICENSE) are
+ignored.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from kiosk.certlogic.commands import read_json
 from kiosk.certlogic.dates import CertLogicError
 
 MAX_FILES = 64
@@ -38,30 +43,26 @@ def value_set_codes(document: Any) -> tuple[str, list[str]]:
     return set_id, codes
 
 
+def read_value_set_file(path: Path) -> tuple[str, list[str]]:
+    """(valueSetId, codes) of one value-set file, read bounded; errors name the file."""
+    document = read_json(path, MAX_FILE_BYTES)  # its errors name the file already
+    try:
+        return value_set_codes(document)
+    except CertLogicError as exc:
+        raise CertLogicError(f"{path}: {exc}") from None
+
+
 def load_value_sets(folder: Path) -> dict[str, list[str]]:
-    """Every ``*.json`` value set in ``folder``; errors name the file and the reason."""
+    """Every ``*.json`` value set in ``folder`` (none: empty); errors name the file and reason."""
     if not folder.is_dir():
         raise CertLogicError(f"{folder}: not a folder of value sets")
-    files = sorted(folder.glob("*.json"))
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json")
     if len(files) > MAX_FILES:
         raise CertLogicError(f"{folder}: {len(files)} value-set files, at most {MAX_FILES}")
     value_sets: dict[str, list[str]] = {}
     for file in files:
-        try:
-            with file.open("rb") as handle:
-                blob = handle.read(MAX_FILE_BYTES + 1)
-            if len(blob) > MAX_FILE_BYTES:
-                raise CertLogicError(f"larger than {MAX_FILE_BYTES} bytes")
-            try:
-                document = json.loads(blob)
-            except (ValueError, RecursionError) as exc:
-                raise CertLogicError(f"not JSON ({str(exc)[:80]})") from None
-            set_id, codes = value_set_codes(document)
-            if set_id in value_sets:
-                raise CertLogicError(f"valueSetId {set_id!r} appears twice")
-        except CertLogicError as exc:
-            raise CertLogicError(f"{file}: {exc}") from None
-        except OSError as exc:
-            raise CertLogicError(f"{file}: {exc.strerror or exc}") from None
+        set_id, codes = read_value_set_file(file)
+        if set_id in value_sets:
+            raise CertLogicError(f"{file}: valueSetId {set_id!r} appears twice")
         value_sets[set_id] = codes
     return value_sets

@@ -121,7 +121,8 @@ def build_bundle(dsc_dir: Path, description: Path, *, now: datetime | None = Non
 
     ``valuesets`` (:func:`kiosk.verify.valuesets.load_folder`) go into the
     bundle (format 2).  ``imported`` adds signers read from trust lists
-    (:func:`kiosk.verify.trustlists.read_gateway_trustlist`), after the
+    (:func:`kiosk.verify.trustlists.read_gateway_trustlist`,
+    :func:`kiosk.verify.didtrust.read_who_did`), after the
     folder's; a DSC already in the folder is not listed twice.  ``rules``
     (Gateway-format CertLogic rules, :func:`read_rules`) go into the bundle
     (format 3); each must parse and compile.

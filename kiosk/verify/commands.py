@@ -41,6 +41,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     build.add_argument("--gateway-json", type=Path, action="append", default=[],
                        metavar="FILE", help="EU DCC Gateway trust-list JSON to import (DSC "
                        "entries with their country; repeatable)")
+    build.add_argument("--who-did", type=Path, action="append", default=[], metavar="FILE",
+                       help="WHO GDHCN DID trust list (embedded did.json) to import: its DSC "
+                       "entries; others are skipped and counted (repeatable)")
     build.add_argument("--valuesets", type=Path, metavar="DIR",
                        help="folder of EU DCC value-set files to include (bundle format 2)")
     build.add_argument("--complete-test-devices", action="store_true",
@@ -97,6 +100,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from kiosk.verify.build import build_bundle, read_rules
+    from kiosk.verify.didtrust import read_who_did
     from kiosk.verify.trustlists import read_gateway_trustlist
     from kiosk.verify.valuesets import load_folder
 
@@ -108,6 +112,12 @@ def _build(args: argparse.Namespace) -> int:
     valuesets = None if args.valuesets is None else load_folder(
         args.valuesets, complete_test_devices=args.complete_test_devices)
     imported = [s for path in args.gateway_json for s in read_gateway_trustlist(path)]
+    for path in args.who_did:
+        found = read_who_did(path)
+        print(found.summary(str(path)), file=sys.stderr)
+        for warning in found.warnings:
+            print(f"  skipped {warning}", file=sys.stderr)
+        imported += found.signers
     rules = () if args.rules is None else read_rules(args.rules)
     bundle = build_bundle(args.dsc_dir, args.description, valuesets=valuesets,
                           imported=imported, rules=rules)

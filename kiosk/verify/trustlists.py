@@ -32,14 +32,16 @@ from kiosk.decision import CertType
 from kiosk.errors import DocumentError
 from kiosk.verify.bundle import BundleSigner
 
-__all__ = ["MAX_ENTRIES", "MAX_FILE_BYTES", "read_gateway_trustlist"]
+__all__ = ["MAX_DER_BYTES", "MAX_ENTRIES", "MAX_FILE_BYTES", "decode_b64",
+           "read_gateway_trustlist"]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ENTRIES = 50_000
 MAX_DER_BYTES = 16 * 1024
 
 
-def _b64(value: Any, what: str) -> bytes:
+def decode_b64(value: Any, what: str) -> bytes:
+    """Standard base64 of at most a DER's size, strictly decoded; ValueError naming ``what``."""
     if not isinstance(value, str) or len(value) > 4 * MAX_DER_BYTES:
         raise ValueError(f"{what} is not a base64 string")
     try:
@@ -89,14 +91,14 @@ def _entry(entry: Any) -> BundleSigner | None:
         raise ValueError("not an object")
     if entry.get("certificateType", "DSC") != "DSC":
         return None
-    der = _b64(entry.get("rawData"), "rawData")
+    der = decode_b64(entry.get("rawData"), "rawData")
     if not der or len(der) > MAX_DER_BYTES:
         raise ValueError("rawData is empty or too large")
     country = entry.get("country")
     if not isinstance(country, str) or not 1 <= len(country) <= 3 or not country.isalpha():
         raise ValueError("country must be a 1-3 letter code")
     digest = hashlib.sha256(der).digest()
-    if entry.get("kid") is not None and _b64(entry["kid"], "kid") != digest[:8]:
+    if entry.get("kid") is not None and decode_b64(entry["kid"], "kid") != digest[:8]:
         raise ValueError("kid does not match the certificate")
     thumbprint = entry.get("thumbprint")
     if thumbprint is not None and (not isinstance(thumbprint, str)

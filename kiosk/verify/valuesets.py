@@ -18,7 +18,6 @@ nothing (an older bundle, or a site that chose not to ship it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -176,33 +175,25 @@ class ValueSets:
 def load_folder(folder: Path, *, complete_test_devices: bool = False) -> ValueSets:
     """Read every ``*.json`` value-set file of ``folder`` (the eu-dcc-valuesets layout).
 
-    Each file is ``{"valueSetId": str, "valueSetValues": {code: {...}}}``;
-    every listed code counts, active or not (a certificate issued while a code
-    was active stays readable).  Files with other ids are kept too (CertLogic
-    rules may use them).
+    The files are read and bounded by :func:`kiosk.certlogic.valuesets.load_value_sets`
+    (the one reader, shared with ``kiosk rules check``); every listed code
+    counts, active or not.  Files with other ids are kept too (CertLogic rules
+    may use them).
 
     Raises:
-        DocumentError: unreadable folder or file, or a file not of that shape.
+        DocumentError: unreadable folder or file, a file too large or not of
+            that shape (named), an id twice, or no value-set file at all.
     """
+    from kiosk.certlogic.dates import CertLogicError
+    from kiosk.certlogic.valuesets import load_value_sets
+
     try:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json")
-    except OSError as exc:
-        raise DocumentError(f"{folder}: cannot read value sets: {exc}") from exc
-    sets: dict[str, frozenset[str]] = {}
-    for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DocumentError(f"{path}: not a value-set file: {exc}") from exc
-        vs, values = (data.get("valueSetId"), data.get("valueSetValues")) \
-            if isinstance(data, dict) else (None, None)
-        if not isinstance(vs, str) or not isinstance(values, dict):
-            raise DocumentError(f"{path}: needs valueSetId and valueSetValues")
-        sets[vs] = frozenset(str(code) for code in values)
+        sets = load_value_sets(folder)
+    except CertLogicError as exc:
+        raise DocumentError(str(exc)) from None
     if not sets:
         raise DocumentError(f"{folder}: no value-set files (*.json)")
     try:
-        return ValueSets.from_obj({"sets": {k: sorted(v) for k, v in sets.items()},
-                                   "complete_test_devices": complete_test_devices})
+        return ValueSets.from_obj({"sets": sets, "complete_test_devices": complete_test_devices})
     except ValueError as exc:
         raise DocumentError(f"{folder}: {exc}") from exc

@@ -11,15 +11,12 @@ from typing import Any
 import pytest
 
 from kiosk.cli import main
-from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
-from kiosk.decision import CertType, Reason
+from kiosk.decision import CertType
 from kiosk.errors import DocumentError
-from kiosk.verify import open_verifier
-from kiosk.verify.clock import FixedProbe
-from kiosk.verify.issuer import EKU_TEST, make_signer, sample_test, sample_vaccination
+from kiosk.verify.issuer import EKU_TEST, make_signer
 from kiosk.verify.trustlists import read_gateway_trustlist
 
-from .conftest import NOW, issue
+from .bundles import assert_country_and_usage_kept, sign_install_open
 
 DE = make_signer("Gateway DSC DE")
 AT_TESTS = make_signer("Gateway DSC AT tests", eku=[EKU_TEST])
@@ -81,26 +78,11 @@ def test_build_from_a_gateway_list_then_the_gate_decides(tmp_path: Path) -> None
                                         '[policy]\ndefault_mode = "any"\n'
                                         '[policy.modes]\nany = []\n')
     keys = tmp_path / "keys"
-    body, blob = tmp_path / "b.cbor", tmp_path / "b.cose"
+    body = tmp_path / "b.cbor"
     assert main(["trust", "keygen", "--out-dir", str(keys)]) == 0
     assert main(["trust", "build", str(tmp_path / "dsc"), str(tmp_path / "desc.toml"),
                  "--gateway-json", str(listed), "--out", str(body)]) == 0
-    assert main(["trust", "sign", str(body), "--key", str(keys / "authority.key"),
-                 "--out", str(blob)]) == 0
-    config = tmp_path / "kiosk.toml"
-    config.write_text(f'[device]\ndata_dir = "state"\n[verify]\n'
-                      f'authority_keys = "{keys / "authority.pem"}"\n')
-    assert main(["trust", "install", str(blob), "--config", str(config)]) == 0
-    cfg = VerifyConfig(trust_source="bundle", authority_keys=keys / "authority.pem")
-    gate = open_verifier(cfg, wall_clock=lambda: NOW, state_dir=tmp_path / "state",
-                         clock=ClockConfig(), policy=PolicyConfig(), probe=FixedProbe(True))
-    assert gate.verify(issue(DE, sample_vaccination(), issuer="DE")).allowed
-    # Country kept: a DE key issuing in AT's name is refused.
-    assert gate.verify(issue(DE, sample_vaccination(), issuer="AT")).reason \
-        is Reason.ISSUER_MISMATCH
-    # Key usage kept: the AT DSC may sign tests only.
-    test = sample_test(sc="2021-06-10T08:00:00Z")
-    assert gate.verify(issue(AT_TESTS, test, issuer="AT")).allowed
-    assert gate.verify(issue(AT_TESTS, sample_vaccination(), issuer="AT")).reason \
-        is Reason.WRONG_CERT_TYPE
+    gate = sign_install_open(tmp_path, body, keys)
+    # The gate keeps each DSC's country and key usage (the AT DSC signs tests only).
+    assert_country_and_usage_kept(gate, DE, "DE", AT_TESTS, "AT")
     gate.close()

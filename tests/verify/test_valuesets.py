@@ -13,20 +13,18 @@ import cbor2
 import pytest
 
 from kiosk.cli import main
-from kiosk.config.schema import ClockConfig, PolicyConfig, VerifyConfig
 from kiosk.conformance import evaluate_case, find_cases
 from kiosk.decision import Reason
 from kiosk.display.messages import message_for
 from kiosk.errors import DocumentError
-from kiosk.verify import TrustMaterial, TrustStore, Verifier, base45, open_verifier
+from kiosk.verify import TrustMaterial, TrustStore, Verifier, base45
 from kiosk.verify.bundle import ACCEPTED_FORMATS, TrustBundle
-from kiosk.verify.clock import FixedProbe
 from kiosk.verify.issuer import make_signer, sample_recovery, sample_test, sample_vaccination
 from kiosk.verify.rules import DEFAULT_POLICY
 from kiosk.verify.valuesets import PRODUCT, TEST_DEVICE, ValueSets, load_folder
 from tests.conftest import REPO_ROOT, SHARED_DCC, shared_dcc_suite
 
-from .bundles import make_bundle
+from .bundles import make_bundle, sign_install_open
 from .conftest import NOW, issue
 
 SIGNER = make_signer("Valueset DSC")
@@ -130,6 +128,17 @@ def test_bad_folder_is_a_document_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"valueSetId": 3}')
     with pytest.raises(DocumentError, match=r"x\.json"):
         load_folder(tmp_path)
+    # The same reader as ``kiosk rules check``: bounded before parsing, one id once.
+    (tmp_path / "x.json").write_bytes(b" " * (2 << 20))
+    with pytest.raises(DocumentError, match=r"x\.json: larger than"):
+        load_folder(tmp_path)
+    good = {"valueSetId": "x", "valueSetValues": {"A": {}}}
+    for name in ("x.json", "y.JSON"):
+        (tmp_path / name).write_text(json.dumps(good))
+    with pytest.raises(DocumentError, match=r"y\.JSON: valueSetId 'x' appears twice"):
+        load_folder(tmp_path)
+    with pytest.raises(DocumentError, match="not a folder"):
+        load_folder(tmp_path / "missing")
 
 
 def test_build_sign_install_then_scans_are_decided_by_value_sets(
@@ -141,25 +150,17 @@ def test_build_sign_install_then_scans_are_decided_by_value_sets(
         '[policy]\ndefault_mode = "any"\n[policy.modes]\nany = []\n')
     keys = tmp_path / "keys"
     assert main(["trust", "keygen", "--out-dir", str(keys)]) == 0
-    body, old_body, blob = tmp_path / "b.cbor", tmp_path / "old.cbor", tmp_path / "b.cose"
+    body, old_body = tmp_path / "b.cbor", tmp_path / "old.cbor"
     assert main(["trust", "build", str(tmp_path / "dsc"), str(tmp_path / "desc.toml"),
                  "--out", str(body), "--valuesets", str(FOLDER)]) == 0
     assert main(["trust", "build", str(tmp_path / "dsc"), str(tmp_path / "desc.toml"),
                  "--out", str(old_body), "--format", "1"]) == 0
     assert main(["trust", "build", str(tmp_path / "dsc"), str(tmp_path / "desc.toml"),
                  "--out", str(old_body), "--format", "1", "--valuesets", str(FOLDER)]) == 1
-    assert main(["trust", "sign", str(body), "--key", str(keys / "authority.key"),
-                 "--out", str(blob)]) == 0
     capsys.readouterr()
     assert main(["trust", "inspect", str(body)]) == 0
     assert "vaccines-covid-19-names 39" in capsys.readouterr().out
-    config = tmp_path / "kiosk.toml"
-    config.write_text(f'[device]\ndata_dir = "state"\n[verify]\n'
-                      f'authority_keys = "{keys / "authority.pem"}"\n')
-    assert main(["trust", "install", str(blob), "--config", str(config)]) == 0
-    cfg = VerifyConfig(trust_source="bundle", authority_keys=keys / "authority.pem")
-    gate = open_verifier(cfg, wall_clock=lambda: NOW, state_dir=tmp_path / "state",
-                         clock=ClockConfig(), policy=PolicyConfig(), probe=FixedProbe(True))
+    gate = sign_install_open(tmp_path, body, keys)
     assert gate.verify(issue(SIGNER, sample_vaccination())).allowed
     invented = _vaccination(mp="NOT-A-VACCINE", vp="000", co="ZZ")
     assert gate.verify(issue(SIGNER, invented)).reason is Reason.UNKNOWN_VACCINE
