@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -297,8 +298,9 @@ def test_gate_reads_only_its_own_commands_and_the_fleet_reads_no_command(
 # What would actuate or impersonate a gate: its commands, distributions, telemetry.
 ACTUATING = (
     "kiosk/mall-a/gate-01/command",
-    "kiosk/_fleet/dist/bundle",
-    "kiosk/mall-a/_site/dist/bundle",
+    "kiosk/_all/_all/dist/trust",
+    "kiosk/mall-a/_all/dist/trust",
+    "kiosk/mall-a/gate-01/dist/trust",
     "kiosk/mall-a/gate-01/status",
     "kiosk/mall-a/gate-01/counts",
 )
@@ -314,8 +316,9 @@ def test_fleet_service_reads_telemetry_and_cannot_publish_a_command(
     # The gate listens where a command or a distribution would reach it, the fleet
     # account where its own telemetry would: nothing the fleet account sends arrives.
     assert gate_a.subscribe("kiosk/mall-a/gate-01/command") in (0, 1)
-    assert gate_a.subscribe("kiosk/_fleet/dist/#") in (0, 1)
-    assert gate_a.subscribe("kiosk/+/_site/dist/#") in (0, 1)
+    assert gate_a.subscribe("kiosk/_all/_all/dist/#") in (0, 1)
+    assert gate_a.subscribe("kiosk/mall-a/_all/dist/#") in (0, 1)
+    assert gate_a.subscribe("kiosk/mall-a/gate-01/dist/#") in (0, 1)
     own = uuid.uuid4().hex.encode()
     operator.publish("kiosk/mall-a/gate-01/command", own)  # the check can fail
     assert received(gate_a, "kiosk/mall-a/gate-01/command", own)
@@ -462,3 +465,84 @@ def test_selftest_broker_and_identity_checks(site: Site, tmp_path: Path) -> None
         broker_check(expired, timeout_s=3)
     with pytest.raises(RuntimeError, match="this gate is mall-a/gate-02"):
         identity_check(_gate_config(site, "A", tmp_path, gate="gate-02"))
+
+
+def test_a_release_published_by_the_operator_reaches_enrolled_gates_through_the_acl(
+        site: Site, tmp_path: Path) -> None:
+    """Two real gates (build_app, TLS, their enrolment certificates) on the shipped ACL."""
+    from contextlib import ExitStack
+
+    from gpiozero.pins.mock import MockFactory
+
+    from kiosk.app import build_app
+    from kiosk.central.publish import prepare_release, publish_release, scope_root
+    from kiosk.verify.bundlefile import install_bundle, read_installed
+    from tests.e2e.test_gate_safety import NOW, setup
+    from tests.e2e.test_gate_status import _Idle
+    from tests.verify.bundles import KEYS, make_bundle, signed, write_authority
+
+    authority = write_authority(tmp_path)
+    operator = site.creds["operator"]
+    tls: dict[str, Path | None] = {"ca": site.ca, "cert": operator.cert, "key": operator.key}
+    broker = f"mqtts://127.0.0.1:{site.port}"
+    gates: dict[str, Any] = {}
+    with ExitStack() as stack:
+        loops = []
+        for who, name in (("A", "gate-01"), ("B", "gate-02")):
+            folder = tmp_path / name
+            folder.mkdir()
+            config, _, _ = setup(folder, **{
+                "device.site": "mall-a", "device.gate": name,
+                "verify.trust_source": "bundle", "verify.authority_keys": str(authority),
+                "verify.reload_interval_s": 0.2, "remote.distribution": True,
+                "mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": site.port,
+                "mqtt.tls_ca": str(site.ca), "mqtt.tls_cert": str(site.creds[who].cert),
+                "mqtt.tls_key": str(site.creds[who].key),
+            })  # fmt: skip
+            bundle = config.device.data_dir / config.verify.bundle_file
+            bundle.parent.mkdir(parents=True, exist_ok=True)
+            install_bundle(signed(make_bundle(version=1, issued_at=NOW - timedelta(hours=2))),
+                           bundle, KEYS)
+            app = stack.enter_context(build_app(config, source=_Idle(),
+                                                pin_factory=MockFactory(), wall_clock=lambda: NOW))
+            stop = threading.Event()
+            thread = threading.Thread(target=app.loop.run, args=(stop,))
+            thread.start()
+            loops.append((stop, thread))
+            gates[name] = bundle
+
+        def installed(name: str) -> int:
+            found = read_installed(gates[name], KEYS)
+            return found.version if found else 0
+
+        def wait(predicate: Any, timeout: float = 20.0) -> bool:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if predicate():
+                    return True
+                time.sleep(0.1)
+            return False
+
+        def publish(version: int, scope: str) -> None:
+            path = tmp_path / f"bundle-v{version}.cose"
+            path.write_bytes(signed(make_bundle(version=version,
+                                                issued_at=NOW - timedelta(hours=1))))
+            release, contents = prepare_release("trust", [path], authority)
+            publish_release(release, contents, kind="trust", broker=broker, tls=tls,
+                            root=scope_root("kiosk/{site}/{gate}", scope))
+
+        try:
+            time.sleep(1.0)  # both connected and subscribed
+            publish(2, "fleet")
+            assert wait(lambda: installed("gate-01") == 2 and installed("gate-02") == 2)
+            publish(3, "site:mall-a")
+            assert wait(lambda: installed("gate-01") == 3 and installed("gate-02") == 3)
+            publish(4, "gate:mall-a/gate-02")  # a canary: only that gate
+            assert wait(lambda: installed("gate-02") == 4)
+            time.sleep(1.0)
+            assert installed("gate-01") == 3
+        finally:
+            for stop, _ in loops:
+                stop.set()
+            for _, thread in loops:
+                thread.join(5)
