@@ -24,6 +24,7 @@ from kiosk.telemetry.payloads import (
     StatusInfo,
     counts_payload,
     decision_change,
+    event_payload,
     status_payload,
     total_names,
 )
@@ -150,6 +151,12 @@ class RawGate:
             gate=extra, store_id=self.store, seq=self.seq, timezone="Asia/Jakarta",
         )
         self.publish("status", status_payload(info, at), retain=True)
+
+    def command_outcome(self, event: str, at: datetime) -> None:
+        """A command outcome event (``command.<action>`` or ``command_refused.<reason>``)."""
+        self.publish("events", event_payload(
+            device_id=f"{self.site}/{self.gate}", store_id=self.store, seq=max(self.seq, 1),
+            at=at, event=event, kind="command"))
 
     def online(self) -> None:
         """Retained ``online``."""

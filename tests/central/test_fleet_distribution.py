@@ -153,10 +153,8 @@ def test_the_api_lists_command_outcomes_and_gates_behind(
                 gate.online()
                 gate.status(minutes_ago(0), bundle_version=version, bundle_stale_in_s=86400)
             at = minutes_ago(0)
-            for gate, event in ((g1, "command.emergency_on"), (g2, "command_refused.other_gate")):
-                gate.publish("events", event_payload(
-                    device_id=f"mall/{gate.gate}", store_id=gate.store, seq=1, at=at,
-                    event=event, kind="command"))
+            g1.command_outcome("command.emergency_on", at)
+            g2.command_outcome("command_refused.other_gate", at)
             assert wait_until(lambda: len(api(fleet, "/api/commands")) == 2, 10)
             listed = api(fleet, "/api/commands?site=mall&gate=g1")
             assert [(c["action"], c["outcome"]) for c in listed] == [("emergency-on", "ok")]

@@ -164,7 +164,6 @@ def test_a_phone_shows_each_gate_as_a_live_card_without_sideways_scrolling(
 def test_gates_behind_or_near_expiry_and_command_outcomes_show_live(
         tmp_path: Path, mosquitto_factory: type[Mosquitto], browser: Any,
         artifacts_dir: Path) -> None:
-    from kiosk.telemetry.payloads import event_payload
     from tests.central.test_fleet_distribution import report
 
     broker = mosquitto_factory(workdir=tmp_path)
@@ -190,10 +189,8 @@ def test_gates_behind_or_near_expiry_and_command_outcomes_show_live(
             assert page.locator('#gates tr[data-gate="g1"] td.warn').count() == 0
             # Outcomes arrive live: one carried out, one refused, and a diagnostics report.
             at = minutes_ago(0)
-            for gate, event in ((g1, "command.open_once"), (g2, "command_refused.replayed")):
-                gate.publish("events", event_payload(
-                    device_id=f"mall/{gate.gate}", store_id=gate.store, seq=1, at=at,
-                    event=event, kind="command"))
+            g1.command_outcome("command.open_once", at)
+            g2.command_outcome("command_refused.replayed", at)
             g1.publish("events", report("mall/g1", at, clock=("ok", "synchronised"),
                                         camera_rate=("warn", "3.0 frames/s over 60 s")))
             page.locator('#commands li[data-event="command.open_once"]').wait_for(timeout=15000)
