@@ -61,8 +61,9 @@ raise SystemExit(0 if sys.version_info >= (3, 11) else 1)
 PY
 }
 
-# The compiled Base45 decoder (kiosk/verify/_base45.c) is optional: without a
-# compiler the build goes on with the pure-Python one. These packages give it one.
+# The compiled accelerators (kiosk/verify/_base45.c, kiosk/_cbor.c) are optional:
+# without a compiler the build goes on with their Python references. These packages
+# give it one.
 compiler_packages() {
     command -v gcc >/dev/null 2>&1 || echo gcc libc6-dev
     "$python" - <<'PY' 2>/dev/null || echo python3-dev
@@ -71,19 +72,21 @@ raise SystemExit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include
 PY
 }
 
-# The accelerator is built in place by the editable install; missing means "build again"
-# (unless no compiler exists, where the pure-Python decoder is the expected outcome).
+# The accelerators are built in place by the editable install; one missing means "build
+# again" (unless no compiler exists, where the Python references are the expected outcome).
 accelerator_ok() {
-    ! command -v gcc >/dev/null 2>&1 || compgen -G "$here/kiosk/verify/_base45*.so" >/dev/null
+    ! command -v gcc >/dev/null 2>&1 || { compgen -G "$here/kiosk/verify/_base45*.so" >/dev/null \
+        && compgen -G "$here/kiosk/_cbor*.so" >/dev/null; }
 }
 
 # pip work is skipped when the venv already holds this exact pyproject.toml, setup.py
-# and C source, and the accelerator they build is in place.
+# and C sources, and the accelerators they build are in place.
 install_venv() {
     local venv="$1" extras="$2" system_site="$3"
     local stamp="$venv/.kiosk-installed"
     local want
     want="$(cat "$here/pyproject.toml" "$here/setup.py" "$here/kiosk/verify/_base45.c" \
+        "$here/kiosk/_cbor.c" \
         | sha256sum | cut -d' ' -f1) $extras $system_site"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/kiosk" ] \
         && accelerator_ok; then
@@ -98,8 +101,9 @@ install_venv() {
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -e "$here$extras"
     echo "$want" >"$stamp"
-    log "installed kiosk into $venv (Base45 decoder: $("$venv/bin/python" -c \
-        'from kiosk.verify.base45 import IMPLEMENTATION; print(IMPLEMENTATION)'))"
+    log "installed kiosk into $venv ($("$venv/bin/python" -c 'from kiosk import cborsafe
+from kiosk.verify import base45
+print(f"Base45 decoder: {base45.IMPLEMENTATION}, CBOR decoder: {cborsafe.IMPLEMENTATION}")'))"
 }
 
 dev() {

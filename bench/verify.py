@@ -1,7 +1,7 @@
 """Benchmark: full HC1 verifications per second vs raw ECDSA P-256 verifies per second.
 
 Usage: ``python bench/verify.py [--seconds 6] [--rounds 12] [--revoked 1000000]
-[--rules 0] [--minimal] [--base45 auto|python] [--profile]``.
+[--rules 0] [--minimal] [--base45 auto|python] [--cbor auto|python] [--profile]``.
 Runs on one core (pinned when the OS allows) and prints one JSON object::
 
     {"verify_per_s": ..., "raw_ecdsa_per_s": ..., "ratio": ..., ...}
@@ -26,8 +26,9 @@ so that every rule passes (the allow path, where every applicable rule runs).
 ``--minimal`` measures the first cut's set-up (bare trust store, plain clock,
 no revocation, no rules) for comparison;
 ``--base45 python`` the pure-Python Base45 decoder a device runs when the
-install could not compile ``kiosk/verify/_base45.c``.  The JSON says which
-decoder ran (``"base45": "c"`` or ``"python"``).
+install could not compile ``kiosk/verify/_base45.c``; ``--cbor python`` the
+CBOR reader of such a device (cbor2 alone, without ``kiosk/_cbor.c``).  The
+JSON says which decoders ran (``"base45"``, ``"cbor"``: ``"c"`` or ``"python"``).
 
 Rates are CPU time of this process (``time.process_time``), best of
 ``--rounds`` interleaved rounds for both sides alike, so other load on a shared machine
@@ -54,6 +55,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from kiosk import cborsafe
 from kiosk.verify import TrustMaterial, TrustStore, Verifier, base45
 from kiosk.verify.certrules import BundleRules, GateRules
 from kiosk.verify.clock import FixedProbe, TrustedClock
@@ -172,11 +174,17 @@ def main() -> None:
                         help="the first cut's set-up: no clock, revocation or rules")
     parser.add_argument("--base45", choices=("auto", "python"), default="auto",
                         help="python: the pure-Python decoder even when the compiled one is built")
+    parser.add_argument("--cbor", choices=("auto", "python"), default="auto",
+                        help="python: cbor2 alone even when kiosk/_cbor.c is built")
     args = parser.parse_args()
     implementation = base45.IMPLEMENTATION
     if args.base45 == "python":
         base45.decode = base45.decode_python  # read per call by the verifier
         implementation = "python"
+    cbor_implementation = cborsafe.IMPLEMENTATION
+    if args.cbor == "python":
+        cborsafe._cbor = None  # read per call by cborsafe.loads
+        cbor_implementation = "python"
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
@@ -242,6 +250,7 @@ def main() -> None:
                 "revoked_per_list": 0 if args.minimal else args.revoked,
                 "valuesets": 0 if args.minimal else len(verifier.material.valuesets.sets),
                 "base45": implementation,
+                "cbor": cbor_implementation,
                 "python": platform.python_version(),
                 "machine": platform.machine(),
                 "processor": platform.processor() or platform.platform(),

@@ -8,12 +8,15 @@ else); a refusal message is short and never quotes the input; an accepted
 input passes :func:`check_bounds` under the same limits, holds no tag but
 those its format allows (an independent walk of the item heads), has no
 duplicate key or indefinite length (``cbor2``'s own strict mode agrees) and
-``cbor2`` reads the very same value from it; and no input takes longer than 0.1 s.  Without
-atheris, :func:`run_hypothesis` drives the same :func:`check_one`.
+``cbor2`` reads the very same value from it; whatever the compiled fast path
+(kiosk/_cbor.c) accepts, ``cbor2``'s strict mode reads whole and the same;
+and no input takes longer than 0.1 s.  Without atheris, :func:`run_hypothesis`
+drives the same :func:`check_one`.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from pathlib import Path
@@ -61,11 +64,30 @@ def check_one(data: bytes) -> None:
         return
     finally:
         assert time.perf_counter() - start < MAX_SECONDS, name
+        _check_fast_path(body, limits)
     if name != "envelope":
         cborsafe.check_bounds(body, max_depth=limits.max_depth, max_items=limits.max_items)
         assert _tags(body) <= limits.tags, "a tag the format does not allow was accepted"
         strict = cbor2.loads(body, allow_duplicate_keys=False, allow_indefinite=False)
         assert _encoded(value) == _encoded(strict), "cbor2 reads another value"
+
+
+def _check_fast_path(body: bytes, limits: cborsafe.Limits) -> None:
+    """What the compiled decoder accepts, strict cbor2 reads whole, as the same value."""
+    fast = cborsafe._cbor
+    if fast is None:
+        return
+    try:
+        value = fast.loads(body, limits.max_depth, limits.text_keys)
+    except fast.Unsupported:
+        return
+    assert not _tags(body), "the fast path accepted a tag"
+    stream = io.BytesIO(body)
+    strict = cbor2.CBORDecoder(stream, max_depth=limits.max_depth, allow_indefinite=False,
+                               allow_duplicate_keys=False,
+                               strict_hashable_types=limits.text_keys).decode()
+    assert stream.tell() == len(body), "the fast path accepted bytes after the item"
+    assert _encoded(value) == _encoded(strict), "the fast path reads another value"
 
 
 def _tags(data: bytes) -> set[int]:

@@ -1,0 +1,282 @@
+/*
+ * kiosk._cbor: the compiled fast path of kiosk.cborsafe.loads.
+ *
+ * Why C: decoding the CWT claims is the largest piece of non-crypto work left
+ * on the per-scan hot path: cborsafe.loads takes ~4.7 us for a 320-byte DCC
+ * payload (cbor2's decoder ~3.5 us of it, the bounded-stream bookkeeping
+ * around it the rest); this decoder builds the same objects in ~1.3 us
+ * (docs/performance.md).  It is an optional accelerator: without a compiler
+ * the install goes on and cborsafe uses cbor2 alone.
+ *
+ * Contract: loads(data: bytes, max_depth: int, text_keys: bool) -> object
+ *   decodes exactly one CBOR item of the strict subset below and returns what
+ *   cbor2 returns for it, or raises Unsupported (a ValueError) for anything
+ *   else -- outside the subset, malformed, truncated, too deep, a duplicate
+ *   map key, bytes after the item.  It never names a refusal itself: on
+ *   Unsupported, cborsafe.loads runs cbor2 with the format's limits, which
+ *   either decodes the item (e.g. an allowed date tag) or refuses it with
+ *   cborsafe's own content-free message.  So this module only has to be
+ *   exact where it succeeds, and tests/test_cborsafe_fast.py checks that
+ *   (hypothesis, against cbor2) together with the fuzz target.
+ *
+ * The subset: unsigned and negative integers (down to -2**63), byte and text
+ * strings of definite length (text must be strict UTF-8), definite-length
+ * arrays and maps, false, true, null, and half, single and double floats.
+ * Map keys must be int, str or bytes (only str or bytes with text_keys),
+ * all distinct.  No tags, no indefinite lengths, no other simple values.
+ *
+ * Bounds: every length is checked against the bytes left before anything is
+ * allocated (an item takes at least one byte), so the output is O(input);
+ * nesting deeper than max_depth (each array or map is one level) or than
+ * HARD_MAX_DEPTH is refused, which bounds the recursion.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* C stack guard whatever a format's limit says: far above every Limits in use. */
+#define HARD_MAX_DEPTH 200
+
+static PyObject *Unsupported;
+
+typedef struct {
+    const unsigned char *pos;
+    const unsigned char *end;
+    int max_depth;
+    int text_keys;
+} Reader;
+
+/* The argument of an item head with additional info `info` (< 28) into *arg; 0 or -1. */
+static int
+argument(Reader *r, unsigned int info, uint64_t *arg)
+{
+    if (info < 24) {
+        *arg = info;
+        return 0;
+    }
+    if (info > 27)  /* reserved, or indefinite length (31) */
+        return -1;
+    size_t size = (size_t)1 << (info - 24);
+    if ((size_t)(r->end - r->pos) < size)
+        return -1;
+    uint64_t value = 0;
+    for (size_t i = 0; i < size; i++)
+        value = (value << 8) | r->pos[i];
+    r->pos += size;
+    *arg = value;
+    return 0;
+}
+
+static PyObject *item(Reader *r, int depth);
+
+static PyObject *
+simple_or_float(Reader *r, unsigned int info)
+{
+    size_t left = (size_t)(r->end - r->pos);
+    double value;
+    switch (info) {
+    case 20:
+        Py_RETURN_FALSE;
+    case 21:
+        Py_RETURN_TRUE;
+    case 22:
+        Py_RETURN_NONE;
+    case 25:
+        if (left < 2)
+            return NULL;
+        value = PyFloat_Unpack2((const char *)r->pos, 0);
+        r->pos += 2;
+        break;
+    case 26:
+        if (left < 4)
+            return NULL;
+        value = PyFloat_Unpack4((const char *)r->pos, 0);
+        r->pos += 4;
+        break;
+    case 27:
+        if (left < 8)
+            return NULL;
+        value = PyFloat_Unpack8((const char *)r->pos, 0);
+        r->pos += 8;
+        break;
+    default:  /* undefined, other simple values, reserved, break */
+        return NULL;
+    }
+    if (value == -1.0 && PyErr_Occurred())
+        return NULL;
+    return PyFloat_FromDouble(value);
+}
+
+static int
+key_allowed(const Reader *r, PyObject *key)
+{
+    if (PyUnicode_CheckExact(key) || PyBytes_CheckExact(key))
+        return 1;
+    return !r->text_keys && PyLong_CheckExact(key);  /* exact: never a bool */
+}
+
+static PyObject *
+map(Reader *r, uint64_t pairs, int depth)
+{
+    /* A pair takes at least two bytes. */
+    if (pairs > (uint64_t)(r->end - r->pos) / 2)
+        return NULL;
+    PyObject *result = PyDict_New();
+    if (result == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < pairs; i++) {
+        PyObject *key = item(r, depth);
+        if (key == NULL || !key_allowed(r, key)) {
+            Py_XDECREF(key);
+            goto fail;
+        }
+        PyObject *value = item(r, depth);
+        if (value == NULL) {
+            Py_DECREF(key);
+            goto fail;
+        }
+        Py_ssize_t before = PyDict_GET_SIZE(result);
+        int status = PyDict_SetItem(result, key, value);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (status < 0 || PyDict_GET_SIZE(result) == before)  /* error, or a duplicate key */
+            goto fail;
+    }
+    return result;
+fail:
+    Py_DECREF(result);
+    return NULL;
+}
+
+static PyObject *
+array(Reader *r, uint64_t count, int depth)
+{
+    if (count > (uint64_t)(r->end - r->pos))
+        return NULL;
+    PyObject *result = PyList_New((Py_ssize_t)count);
+    if (result == NULL)
+        return NULL;
+    for (uint64_t i = 0; i < count; i++) {
+        PyObject *value = item(r, depth);
+        if (value == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, value);
+    }
+    return result;
+}
+
+/* One item at r->pos; NULL (with or without a Python error set) for "not handled". */
+static PyObject *
+item(Reader *r, int depth)
+{
+    if (r->pos >= r->end)
+        return NULL;
+    unsigned int head = *r->pos++;
+    unsigned int major = head >> 5, info = head & 0x1F;
+    if (major == 7)
+        return simple_or_float(r, info);
+    uint64_t arg;
+    if (argument(r, info, &arg) < 0)
+        return NULL;
+    switch (major) {
+    case 0:
+        return PyLong_FromUnsignedLongLong(arg);
+    case 1:
+        if (arg > (uint64_t)INT64_MAX)
+            return NULL;
+        return PyLong_FromLongLong(-1 - (long long)arg);
+    case 2:
+    case 3: {
+        if (arg > (uint64_t)(r->end - r->pos))
+            return NULL;
+        const char *start = (const char *)r->pos;
+        r->pos += arg;
+        if (major == 2)
+            return PyBytes_FromStringAndSize(start, (Py_ssize_t)arg);
+        return PyUnicode_DecodeUTF8(start, (Py_ssize_t)arg, "strict");
+    }
+    case 4:
+    case 5:
+        if (depth >= r->max_depth || depth >= HARD_MAX_DEPTH)
+            return NULL;
+        return major == 4 ? array(r, arg, depth + 1) : map(r, arg, depth + 1);
+    default:  /* 6: tags are cbor2's (a format may allow the date tags) */
+        return NULL;
+    }
+}
+
+static PyObject *
+loads(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "loads(data: bytes, max_depth: int, text_keys: bool)");
+        return NULL;
+    }
+    long max_depth = PyLong_AsLong(args[1]);
+    if (max_depth == -1 && PyErr_Occurred())
+        return NULL;
+    int text_keys = PyObject_IsTrue(args[2]);
+    if (text_keys < 0)
+        return NULL;
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Reader r = {data, data + PyBytes_GET_SIZE(args[0]),
+                max_depth < 0 ? 0 : max_depth > HARD_MAX_DEPTH ? HARD_MAX_DEPTH : (int)max_depth,
+                text_keys};
+    PyObject *result = item(&r, 0);
+    if (result != NULL && r.pos == r.end)
+        return result;
+    Py_XDECREF(result);
+    /* Whatever went wrong (a UnicodeDecodeError, a MemoryError), cbor2 decides. */
+    PyErr_Clear();
+    PyErr_SetNone(Unsupported);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"loads", (PyCFunction)(void (*)(void))loads, METH_FASTCALL,
+     "loads(data: bytes, max_depth: int, text_keys: bool) -> object\n\n"
+     "Decode one CBOR item of the strict subset; raises Unsupported for anything else."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+exec_module(PyObject *module)
+{
+    if (Unsupported == NULL) {
+        Unsupported = PyErr_NewExceptionWithDoc(
+            "kiosk._cbor.Unsupported",
+            "Not decoded here: outside the strict subset, or not well-formed (cbor2 decides).",
+            PyExc_ValueError, NULL);
+        if (Unsupported == NULL)
+            return -1;
+    }
+    Py_INCREF(Unsupported);
+    if (PyModule_AddObject(module, "Unsupported", Unsupported) < 0) {
+        Py_DECREF(Unsupported);
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_module},
+    {0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "kiosk._cbor",
+    .m_doc = "Compiled fast path of kiosk.cborsafe.loads (optional accelerator).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC
+PyInit__cbor(void)
+{
+    return PyModuleDef_Init(&moduledef);
+}
