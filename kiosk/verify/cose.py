@@ -9,7 +9,7 @@ is safe here because each signer key verifies with exactly one algorithm.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, cast
 
 from cryptography.exceptions import InvalidSignature
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from kiosk import cborsafe
+from kiosk.cborsafe import _cbor
 from kiosk.decision import Reason
 from kiosk.errors import VerificationError
 from kiosk.verify.trust import ALG_ES256, ALG_PS256, Signer
@@ -203,6 +204,27 @@ def split_sign1(data: bytes) -> tuple[bytes, bytes, bytes, int | None] | None:
     if s0 < 0 or s1 != end:
         return None
     return data[p0:p1], data[y0:y1], data[s0:s1], tag
+
+
+def split_sign1_python(data: bytes) -> tuple[bytes, bytes, bytes, int | None, bytes] | None:
+    """:func:`split_sign1` and the :func:`sig_structure` of its parts, else None.
+
+    The reference of the per-scan call :data:`split_sign1_tbs`.
+    """
+    parts = split_sign1(data)
+    if parts is None:
+        return None
+    protected_raw, payload, signature, tag = parts
+    return protected_raw, payload, signature, tag, sig_structure(protected_raw, payload)
+
+
+split_sign1_tbs: Callable[[bytes], tuple[bytes, bytes, bytes, int | None, bytes] | None] = (
+    _cbor.split_sign1_tbs if _cbor is not None else split_sign1_python)
+"""``(protected_raw, payload, signature, tag, Sig_structure)`` of the usual shape, else None.
+
+The compiled one (kiosk/_cbor.c) when built: same result as
+:func:`split_sign1_python` on every input, in one pass (~1 µs less per scan).
+"""
 
 
 def parse_sign1(data: bytes) -> CoseSign1:

@@ -31,7 +31,7 @@ from kiosk.verify.cose import (
     header_kid_alg,
     parse_sign1,
     sig_structure,
-    split_sign1,
+    split_sign1_tbs,
     verify_signature,
 )
 from kiosk.verify.identity import hc1_identity
@@ -68,19 +68,19 @@ def straight_allow(text: str, material: TrustMaterial,
     if len(text) > MAX_TEXT or not text.startswith(PREFIX):
         raise Unusual
     data = steps.inflate(base45.decode(text[4:]))
-    parts = split_sign1(data)
+    parts = split_sign1_tbs(data)
     if parts is None:  # not the usual envelope: the general parser
         cose = parse_sign1(data)
-        protected_raw, payload, signature = cose.protected_raw, cose.payload, cose.signature
+        payload, signature = cose.payload, cose.signature
         kid, alg = cose.kid, cose.alg
+        tbs = sig_structure(cose.protected_raw, payload)
     else:
-        protected_raw, payload, signature, _ = parts
+        protected_raw, payload, signature, _, tbs = parts
         kid, alg = header_kid_alg(protected_raw)
     now_ts, flag = now_and_flag(material)
     signer = material.store.lookup(kid) if kid is not None else None
     if signer is None:
         raise Unusual
-    tbs = sig_structure(protected_raw, payload)
     if alg == ALG_ES256 == signer.algorithm and len(signature) == 64:
         es256_verify(cast(ec.EllipticCurvePublicKey, signer.public_key), tbs, signature)
     else:

@@ -17,7 +17,14 @@ from kiosk.decision import CertType, Decision, InputKind, Reason, mask_name, qr_
 from kiosk.errors import VerificationError
 from kiosk.verify import TrustMaterial, TrustStore, Verifier
 from kiosk.verify.clock import FixedProbe, TrustedClock
-from kiosk.verify.cose import _der, parse_sign1, split_sign1
+from kiosk.verify.cose import (
+    _der,
+    parse_sign1,
+    sig_structure,
+    split_sign1,
+    split_sign1_python,
+    split_sign1_tbs,
+)
 from kiosk.verify.hc1 import _holder
 from kiosk.verify.issuer import make_signer, sample_test, sample_vaccination, tamper_signature
 from kiosk.verify.revocation import INDEX_FROM, HashList
@@ -180,6 +187,56 @@ def test_split_sign1_agrees_with_cbor2(envelope: bytes, edits: list[tuple[int, i
         assert exc.reason is Reason.COSE_INVALID
     else:
         assert parts is None or (message.payload, message.tag) == (parts[1], parts[3])
+
+
+def _edited(envelope: bytes, edits: list[tuple[int, int, int]]) -> bytes:
+    data = bytearray(envelope)
+    for op, where, value in edits:
+        pos = where % (len(data) + 1)
+        if op == 0 and pos < len(data):
+            data[pos] = value
+        elif op == 1 and pos < len(data):
+            del data[pos]
+        else:
+            data.insert(pos, value)
+    return bytes(data)
+
+
+def _bstr_head(data: bytes, wide: bool) -> bytes:
+    """The head of a byte string: minimal, or (wide) the 1-byte-length form a few issuers use."""
+    return b"\x58" + bytes((len(data),)) if wide else cbor2.dumps(data)[: 1 + (len(data) >= 24)]
+
+
+_HC1_LIKE = st.builds(
+    lambda tag, protected, payload, signature, wide: (
+        tag + b"\x84" + _bstr_head(protected, wide) + protected + b"\xa0" + cbor2.dumps(payload)
+        + cbor2.dumps(signature)),
+    st.sampled_from([b"", b"\xd2", b"\xd8\x3d\xd2", b"\xd8\x3d", b"\xc1"]),
+    st.binary(max_size=30), st.binary(max_size=300), st.binary(max_size=80), st.booleans())
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(_ENVELOPES) | _HC1_LIKE,
+       st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10_000), st.integers(0, 255)),
+                max_size=3))
+def test_the_per_scan_split_agrees_with_its_reference(envelope: bytes,
+                                                      edits: list[tuple[int, int, int]]) -> None:
+    """split_sign1_tbs (compiled when built) == split_sign1 + sig_structure, on any bytes."""
+    data = _edited(envelope, edits)
+    reference = split_sign1_python(data)
+    assert split_sign1_tbs(data) == reference
+    if reference is not None:
+        assert reference[:4] == split_sign1(data)
+        assert reference[4] == sig_structure(reference[0], reference[1])
+
+
+def test_the_per_scan_split_builds_each_length_of_head() -> None:
+    """Sig_structure heads of 1, 2, 3 and 5 bytes (payloads of 23, 255, 65,535, 65,536 bytes)."""
+    for size in (0, 23, 24, 255, 256, 65_535, 65_536):
+        data = b"\xd2\x84\x43\xa1\x01\x26\xa0" + cbor2.dumps(bytes(size)) + cbor2.dumps(bytes(64))
+        assert split_sign1_tbs(data) == split_sign1_python(data) is not None
+        assert split_sign1_tbs(data)[4] == cbor2.dumps(  # type: ignore[index]
+            ["Signature1", b"\xa1\x01\x26", b"", bytes(size)])
 
 
 def test_split_sign1_leaves_unusual_envelopes_to_cbor2() -> None:
