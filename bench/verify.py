@@ -27,7 +27,8 @@ so that every rule passes (the allow path, where every applicable rule runs).
 no revocation, no rules) for comparison;
 ``--base45 python`` the pure-Python Base45 decoder a device runs when the
 install could not compile ``kiosk/verify/_base45.c``; ``--cbor python`` the
-CBOR reader of such a device (cbor2 alone, without ``kiosk/_cbor.c``).  The
+CBOR readers of such a device (cbor2 and the Python envelope split, without
+``kiosk/_cbor.c``).  The
 JSON says which decoders ran (``"base45"``, ``"cbor"``: ``"c"`` or ``"python"``).
 
 Rates are CPU time of this process (``time.process_time``), best of
@@ -56,10 +57,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk import cborsafe
-from kiosk.verify import TrustMaterial, TrustStore, Verifier, base45
+from kiosk.verify import TrustMaterial, TrustStore, Verifier, base45, fast
 from kiosk.verify.certrules import BundleRules, GateRules
 from kiosk.verify.clock import FixedProbe, TrustedClock
-from kiosk.verify.cose import parse_sign1
+from kiosk.verify.cose import parse_sign1, split_sign1_python
 from kiosk.verify.issuer import EKU_VACCINATION, issue_hc1, make_signer, sample_vaccination
 from kiosk.verify.revocation import HashList, Revocation
 from kiosk.verify.rules import DEFAULT_POLICY
@@ -184,6 +185,7 @@ def main() -> None:
     cbor_implementation = cborsafe.IMPLEMENTATION
     if args.cbor == "python":
         cborsafe._cbor = None  # read per call by cborsafe.loads
+        fast.split_sign1_tbs = split_sign1_python  # the straight path's envelope split
         cbor_implementation = "python"
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
