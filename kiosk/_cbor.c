@@ -16,7 +16,7 @@
  *   Unsupported, cborsafe.loads runs cbor2 with the format's limits, which
  *   either decodes the item (e.g. an allowed date tag) or refuses it with
  *   cborsafe's own content-free message.  So this module only has to be
- *   exact where it succeeds, and tests/test_cborsafe_fast.py checks that
+ *   exact where it succeeds, and tests/signing/test_cbor_fast.py checks that
  *   (hypothesis, against cbor2) together with the fuzz target.
  *
  * The subset: unsigned and negative integers (down to -2**63), byte and text
