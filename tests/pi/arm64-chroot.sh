@@ -9,7 +9,7 @@
 # Takes several minutes (debootstrap and pip under emulation); not part of the
 # default test command. It registers the qemu-aarch64 binfmt handler on the host
 # kernel (system-wide), so run it on a machine where that is acceptable.
-# Status: passed on 2026-12-02 (results in docs/provisioning.md, section 11).
+# Status: passed on 2026-12-02 and 2026-12-04 (results in docs/provisioning.md, section 11).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -82,6 +82,13 @@ for name in names:
     importlib.import_module(name)
 print(f"{len(names)} modules imported on {platform.machine()}, pygame {pygame.version.ver} "
       f"from {pygame.__file__}")
+
+# gcc and python3-dev are among the Pi packages: both accelerators must have been built.
+from kiosk import cborsafe
+from kiosk.verify import base45
+assert (base45.IMPLEMENTATION, cborsafe.IMPLEMENTATION) == ("c", "c"), \
+    (base45.IMPLEMENTATION, cborsafe.IMPLEMENTATION)
+print("compiled Base45 and CBOR decoders in use")
 PY
 
 log "kiosk selftest --sim"
