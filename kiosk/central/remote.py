@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.central.broker import parse_broker_url
+from kiosk.central.fleet.messages import Diagnostics, Rejected, TopicMatcher, parse
 from kiosk.config.topics import fill_topic_root
 from kiosk.errors import ConfigError
 from kiosk.remote.command import ACTIONS, certify_operator, encode_command, sign_command
 from kiosk.signing import load_private_key, load_public_keys, save_private_key, save_public_key
 
-__all__ = ["command_topic", "mqtt_client", "publish_command", "register"]
+__all__ = ["Answer", "command_topic", "mqtt_client", "publish_command", "register"]
 
 DEFAULT_TOPIC_ROOT = "kiosk/{site}/{gate}"
 
@@ -120,6 +123,22 @@ def mqtt_client(broker: str, tls: dict[str, Path | None] | None = None) -> Any:
     return client
 
 
+class Answer(NamedTuple):
+    """A gate's answer to one command.
+
+    ``outcome``: its counted event (``command.<action>`` or
+    ``command_refused.<reason>``), None when none arrived in time; ``report``:
+    its diagnostics report for this command, when one was asked for and came.
+    """
+
+    outcome: str | None
+    report: Diagnostics | None = None
+
+
+#: Largest gate event read (a diagnostics report is about 1 KB).
+MAX_EVENT_BYTES = 4096
+
+
 def publish_command(
     messages: dict[str, bytes],
     *,
@@ -128,31 +147,51 @@ def publish_command(
     site: str,
     wait_s: float,
     tls: dict[str, Path | None] | None = None,
-) -> dict[str, str | None]:
-    """Publish one signed message per gate (QoS 1, never retained); collect outcomes.
+    report_ids: Mapping[str, str] | None = None,
+) -> dict[str, Answer]:
+    """Publish one signed message per gate (QoS 1, never retained); collect the answers.
 
-    Returns gate → the gate's outcome event name (``command.<action>`` or
-    ``command_refused.<reason>``), or None when none arrived within ``wait_s``.
+    ``report_ids``: gate → id (hex) of the diagnostics command sent to it, whose
+    report to wait for as well.  Events are read as the fleet service reads
+    them (:func:`kiosk.central.fleet.messages.parse`: bounded, checked); a
+    report answering another command is ignored.  Returns gate →
+    :class:`Answer`, after ``wait_s`` at most.
     """
     import paho.mqtt.client as mqtt
 
     client = mqtt_client(broker, tls)
+    wanted = dict(report_ids or {})
     outcomes: dict[str, str | None] = dict.fromkeys(messages)
+    reports: dict[str, Diagnostics] = {}
     done = threading.Event()
     event_topics = {fill_topic_root(topic_root, site, g) + "/events": g for g in messages}
+    matcher = TopicMatcher(topic_root)
+
+    def answered(gate: str) -> bool:
+        outcome = outcomes[gate]
+        return outcome is not None and (
+            gate not in wanted or gate in reports or outcome.startswith("command_refused."))
 
     def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         gate = event_topics.get(msg.topic)
-        if gate is None or len(msg.payload) > 4096:
+        if gate is None or len(msg.payload) > MAX_EVENT_BYTES:
             return
         try:
-            event = json.loads(msg.payload).get("event", "")
-        except (ValueError, AttributeError):
-            return
-        if isinstance(event, str) and event.startswith(("command.", "command_refused.")):
-            outcomes[gate] = event
-            if all(v is not None for v in outcomes.values()):
-                done.set()
+            message = parse(matcher, msg.topic, bytes(msg.payload), MAX_EVENT_BYTES)
+        except Rejected:
+            message = None
+        if isinstance(message, Diagnostics):
+            if wanted.get(gate) == message.command:
+                reports[gate] = message
+        else:
+            try:
+                event = json.loads(msg.payload).get("event", "")
+            except (ValueError, AttributeError, RecursionError):
+                return
+            if isinstance(event, str) and event.startswith(("command.", "command_refused.")):
+                outcomes[gate] = event
+        if all(answered(g) for g in outcomes):
+            done.set()
 
     client.on_message = on_message
     client.loop_start()
@@ -166,13 +205,14 @@ def publish_command(
     finally:
         client.loop_stop()
         client.disconnect()
-    return outcomes
+    return {gate: Answer(outcomes[gate], reports.get(gate)) for gate in messages}
 
 
 def _command(args: argparse.Namespace) -> int:
     key = load_private_key(args.key)
     certificate = args.cert.read_bytes()
     now = int(time.time())
+    ids = {gate: secrets.token_bytes(16) for gate in args.gate}
     messages = {
         gate: encode_command(
             certificate,
@@ -183,22 +223,48 @@ def _command(args: argparse.Namespace) -> int:
                 gate=gate,
                 issued_at=now,
                 lifetime_s=args.lifetime,
+                command_id=ids[gate],
             ),
         )
         for gate in args.gate
     }
-    outcomes = publish_command(
+    diagnostics = args.action == "diagnostics" and args.wait > 0
+    answers = publish_command(
         messages,
         broker=args.broker,
         topic_root=args.topic_root,
         site=args.site,
         wait_s=args.wait,
         tls={"ca": args.tls_ca, "cert": args.tls_cert, "key": args.tls_key},
+        report_ids={gate: ids[gate].hex() for gate in ids} if diagnostics else None,
     )
     failed = False
-    for gate, outcome in outcomes.items():
+    for gate, (outcome, report) in answers.items():
         shown = outcome or ("sent" if args.wait <= 0 else "no answer")
         print(f"{args.site}/{gate}: {shown}")
         failed |= (outcome is None and args.wait > 0) or bool(outcome and "refused" in outcome)
+        if diagnostics and outcome is not None and "refused" not in outcome:
+            if report is None:
+                print("  no diagnostics report")
+                failed = True
+            else:
+                print(_report_text(report))
+                failed |= report.result == "fail"
     sys.stdout.flush()
     return 1 if failed else 0
+
+
+def _report_text(report: Diagnostics) -> str:
+    """A diagnostics report as indented lines: result, then one line per check."""
+    lines = [f"  result: {_printable(report.result)}"]
+    for name, (status, detail) in report.checks.items():
+        lines.append(f"  {_printable(name):<12} {_printable(status):<5} {_printable(detail)}")
+    return "\n".join(lines)
+
+
+def _printable(text: str) -> str:
+    """``text`` (checked and bounded by the parser) with anything but printable ASCII as '?'.
+
+    A gate's detail reaches the operator's terminal: no escape sequence gets through.
+    """
+    return "".join(c if " " <= c <= "~" else "?" for c in text)

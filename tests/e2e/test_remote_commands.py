@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.app import EXIT_RESTART, build_app
-from kiosk.central.remote import command_topic, publish_command
+from kiosk.central.remote import Answer, command_topic, publish_command
 from kiosk.remote.command import certify_operator, encode_command, sign_command
 from kiosk.signing import save_public_key
 from tests.conftest import Mosquitto
@@ -202,5 +202,5 @@ def test_the_central_publisher_collects_the_gate_outcome(gate: Gate) -> None:
         site="demo-site",
         wait_s=15,
     )
-    assert outcomes == {"gate-01": "command.open_once"}
+    assert outcomes == {"gate-01": Answer("command.open_once", None)}
     assert gate.relay_pulses() == 1

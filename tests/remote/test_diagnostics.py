@@ -262,3 +262,57 @@ def test_a_healthy_gate_reports_ok_with_its_numbers(tmp_path: Path) -> None:
     health.mode = "stale"
     assert diagnostics.report()["checks"]["trust"]["status"] == "warn"
     assert diagnostics.report()["result"] == "warn"
+
+
+def test_the_operator_cli_waits_for_the_report_and_prints_it(
+    gate: Gate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``kiosk central command diagnostics`` shows each check; a ``fail`` sets the exit status."""
+    from types import SimpleNamespace
+
+    from kiosk.central import remote
+    from kiosk.cli import main
+    from kiosk.signing import save_private_key
+
+    save_private_key(OPERATOR, tmp_path / "operator.pem")
+    (tmp_path / "operator.cert").write_bytes(CERT)
+    # The gate runs on NOW; the CLI signs with its own clock: the same instant.
+    monkeypatch.setattr(remote, "time", SimpleNamespace(time=lambda: T))
+    status = main(["central", "command", "diagnostics", "--site", "demo-site",
+                   "--gate", "gate-01", "--key", str(tmp_path / "operator.pem"),
+                   "--cert", str(tmp_path / "operator.cert"),
+                   "--broker", f"mqtt://{gate.broker.host}:{gate.broker.port}",
+                   "--wait", "15"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "demo-site/gate-01: command.diagnostics"
+    # The test gate's trust and NIK list checks fail (see above): so does the command.
+    assert lines[1] == "  result: fail" and status == 1
+    shown = {line.split()[0]: line.split()[1] for line in lines[2:]}
+    assert sorted(shown) == sorted(CHECKS)
+    assert shown["broker"] == "ok" and shown["trust"] == "fail"
+
+
+def test_a_report_for_another_command_is_not_taken_for_ours(gate: Gate) -> None:
+    from kiosk.central.remote import publish_command
+
+    signed = sign_command(OPERATOR, action="diagnostics", site="demo-site", gate="gate-01",
+                          issued_at=T, command_id=bytes(16))
+    answers = publish_command(
+        {"gate-01": encode_command(CERT, signed)},
+        broker=f"mqtt://{gate.broker.host}:{gate.broker.port}", topic_root="kiosk/{site}/{gate}",
+        site="demo-site", wait_s=4, report_ids={"gate-01": "ff" * 16})
+    assert answers["gate-01"].outcome == "command.diagnostics"
+    assert answers["gate-01"].report is None  # the report came, for command 00..00
+    assert [r["command"] for r in gate.wait("diagnostics", 1)] == ["00" * 16]
+
+
+def test_a_report_is_printed_without_terminal_controls() -> None:
+    from kiosk.central.fleet.messages import Diagnostics
+    from kiosk.central.remote import _report_text
+
+    report = Diagnostics("s", "g", NOW, "warn",
+                         {"clock": ("warn", "held \x1b[2J\x1b]0;owned\x07 \u202e 12:00")})
+    text = _report_text(report)
+    assert text.splitlines() == [
+        "  result: warn", "  clock        warn  held ?[2J?]0;owned? ? 12:00"]

@@ -97,6 +97,7 @@ class Diagnostics:
     ts: datetime
     result: str
     checks: dict[str, tuple[str, str]]  # check name -> (ok | warn | fail, bounded detail)
+    command: str = ""  # id (32 hex digits) of the command answered; "" when malformed
 
 
 Message = Availability | Status | Counts | Event | Diagnostics
@@ -284,6 +285,7 @@ def _counts(site: str, gate: str, body: dict[str, Any]) -> Counts:
 _VERDICTS = ("ok", "warn", "fail")
 _MAX_CHECKS = 16
 _DETAIL = 120
+_COMMAND_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _diagnostics(site: str, gate: str, body: dict[str, Any]) -> Diagnostics:
@@ -298,7 +300,10 @@ def _diagnostics(site: str, gate: str, body: dict[str, Any]) -> Diagnostics:
         if verdict not in _VERDICTS or not isinstance(detail, str):
             raise Rejected("type")
         parsed[name] = (verdict, detail[:_DETAIL])
-    return Diagnostics(site, gate, _time(body.get("ts")), result, parsed)
+    command = body.get("command")
+    if not isinstance(command, str) or not _COMMAND_ID.fullmatch(command):
+        command = ""
+    return Diagnostics(site, gate, _time(body.get("ts")), result, parsed, command)
 
 
 def _event(site: str, gate: str, body: dict[str, Any]) -> Event:
