@@ -328,14 +328,17 @@ def test_fleet_service_reads_telemetry_and_cannot_publish_a_command(
     for topic in ACTUATING:
         assert not received(gate_a, topic, forged, timeout=0.3), topic
         assert not received(fleet, topic, forged, timeout=0.3), topic
-    # Not even a Home Assistant discovery config, which any gate may write.
+    # Not even a Home Assistant discovery config, which any gate may write; nor may
+    # the operator's account (it has no business with Home Assistant).
     hass = clients["homeassistant"]
     assert hass.wait_connected() and hass.subscribe("homeassistant/#") in (0, 1)
     discovery = "homeassistant/sensor/kiosk_mall-a_gate-01/allowed/config"
     gate_a.publish(discovery, own)
     assert received(hass, discovery, own)
     fleet.publish(discovery, forged)
+    operator.publish(discovery, forged + b"-operator")
     assert not received(hass, discovery, forged, timeout=0.5)
+    assert not received(hass, discovery, forged + b"-operator", timeout=0.5)
     # Nor does it read the commands the operator sends.
     assert fleet.subscribe("kiosk/+/+/command") in (0, 1, 0x87)
     secret = uuid.uuid4().hex.encode()
