@@ -90,23 +90,17 @@ simple_or_float(Reader *r, unsigned int info)
     case 22:
         Py_RETURN_NONE;
     case 25:
-        if (left < 2)
-            return NULL;
-        value = PyFloat_Unpack2((const char *)r->pos, 0);
-        r->pos += 2;
-        break;
     case 26:
-        if (left < 4)
+    case 27: {  /* half, single, double: 2, 4 or 8 big-endian bytes */
+        size_t width = (size_t)1 << (info - 24);
+        if (left < width)
             return NULL;
-        value = PyFloat_Unpack4((const char *)r->pos, 0);
-        r->pos += 4;
+        const char *bytes = (const char *)r->pos;
+        value = width == 2 ? PyFloat_Unpack2(bytes, 0)
+              : width == 4 ? PyFloat_Unpack4(bytes, 0) : PyFloat_Unpack8(bytes, 0);
+        r->pos += width;
         break;
-    case 27:
-        if (left < 8)
-            return NULL;
-        value = PyFloat_Unpack8((const char *)r->pos, 0);
-        r->pos += 8;
-        break;
+    }
     default:  /* undefined, other simple values, reserved, break */
         return NULL;
     }
