@@ -14,17 +14,10 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(
-            "kiosk.verify._base45",
-            sources=["kiosk/verify/_base45.c"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
-        Extension(
-            "kiosk._cbor",
-            sources=["kiosk/_cbor.c"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
+        Extension(name, sources=[source], extra_compile_args=["-O2"], optional=True)
+        for name, source in (
+            ("kiosk.verify._base45", "kiosk/verify/_base45.c"),
+            ("kiosk._cbor", "kiosk/_cbor.c"),
+        )
     ]
 )
